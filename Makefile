@@ -1,0 +1,66 @@
+# volflow — one entry point for set-up, demo, tests, lint, benchmarks and the UIs.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+VENV := $(CURDIR)/.venv
+VOLFLOW_HOME ?= $(CURDIR)/.volflow
+
+# Offline by default: no telemetry, no network lookups; see README "Configuration".
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export MLFLOW_DISABLE_TELEMETRY := true
+export OMP_WAIT_POLICY := PASSIVE
+export UV_PYTHON_DOWNLOADS := never
+export VOLFLOW_HOME
+export PREFECT_HOME ?= $(VOLFLOW_HOME)/prefect
+
+.PHONY: setup demo test test-fast lint format bench prefect-ui deploy worker clean
+
+## setup: create or update .venv from uv.lock (bootstraps uv from PyPI if missing); idempotent
+setup:
+	@if [ ! -x "$(UV)" ]; then \
+		echo "bootstrapping uv into .tools/ from PyPI"; \
+		$(PYTHON) -m venv .tools && .tools/bin/pip install --quiet --disable-pip-version-check uv; \
+	fi
+	@"$(UV)" sync --locked --python "$(PYTHON)" --quiet
+
+## demo: the embedded end-to-end job on the synthetic market
+demo: setup
+	$(VENV)/bin/volflow demo
+
+## test: the whole test suite (what CI runs)
+test: setup
+	$(VENV)/bin/python -m pytest -q
+
+## test-fast: skip slow and integration tests
+test-fast: setup
+	$(VENV)/bin/python -m pytest -q -m "not slow and not integration"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## bench: benchmarks with their baselines (figures go to docs/BENCHMARKS.md by hand)
+bench: setup
+	$(VENV)/bin/python benchmarks/bench_ingest.py
+
+## prefect-ui: a Prefect server with the UI at http://127.0.0.1:4200 (runs stay in $(PREFECT_HOME))
+prefect-ui: setup
+	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200
+
+## deploy: register the deployments of prefect.yaml (needs a running server: make prefect-ui)
+deploy: setup
+	PREFECT_API_URL=http://127.0.0.1:4200/api $(VENV)/bin/prefect work-pool create volflow-process --type process --overwrite
+	PREFECT_API_URL=http://127.0.0.1:4200/api VOLFLOW_REPO=$(CURDIR) $(VENV)/bin/prefect --no-prompt deploy --all
+
+## worker: run scheduled and UI-triggered flow runs (process work pool)
+worker: setup
+	PREFECT_API_URL=http://127.0.0.1:4200/api $(VENV)/bin/prefect worker start --pool volflow-process
+
+clean:
+	rm -rf .volflow .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,267 @@
+"""The lake on disk: Hive-partitioned Parquet with atomic, idempotent partition writes.
+
+Layout: ``<root>/<table>/underlying=<U>/date=<YYYY-MM-DD>/part-0.parquet``; the
+quarantine table keeps one file per source table in each partition
+(``part-<source_table>.parquet``). Each file is written to ``<root>/_staging``
+first and moved into place with ``os.replace`` (atomic on POSIX within one
+filesystem), so a reader sees the old file or the new one, never half of one,
+and a failure mid-run leaves every other partition as it was.
+
+Writes replace whole snapshots: rows of the incoming frame replace existing rows
+with the same snapshot time (``ts_event``) and other snapshots of the day are
+kept, so writing the same data twice never duplicates rows and an intraday
+ingest adds its snapshot to the day. ``mode="replace"`` swaps the whole partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from data_lake.errors import LakeError
+from data_lake.quality import check, conform
+from data_lake.schemas import PARTITION_COLUMNS, QUARANTINE, TableSpec
+
+logger = logging.getLogger(__name__)
+
+WriteMode = Literal["merge", "replace"]
+_SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
+DATA_FILE = "part-0.parquet"
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One (table, underlying, date) partition."""
+
+    table: str
+    underlying: str
+    day: date
+
+
+@dataclass(frozen=True)
+class PartitionWrite:
+    """What one partition write did (returned to tasks for logging and summaries)."""
+
+    partition: Partition
+    path: Path
+    rows_in: int
+    rows_written: int  # valid rows of this batch
+    rows_total: int  # rows in the partition after the write
+    quarantined: int
+    reasons: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Lake:
+    """A lake rooted at ``root`` (normally ``$VOLFLOW_HOME/lake``)."""
+
+    root: Path
+
+    def table_dir(self, table: str) -> Path:
+        return self.root / table
+
+    def partition_dir(self, table: str, underlying: str, day: date) -> Path:
+        validate_symbol(underlying)
+        return self.root / table / f"underlying={underlying}" / f"date={day.isoformat()}"
+
+    def data_file(self, table: str, underlying: str, day: date) -> Path:
+        return self.partition_dir(table, underlying, day) / DATA_FILE
+
+    def quarantine_file(self, source_table: str, underlying: str, day: date) -> Path:
+        return self.partition_dir(QUARANTINE.name, underlying, day) / f"part-{source_table}.parquet"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.root / "_staging"
+
+    def ensure_writable(self) -> None:
+        """Create the lake's folders or fail with a clear error if that is impossible."""
+        try:
+            self.staging_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.staging_dir / f".probe-{uuid.uuid4().hex}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise LakeError(
+                f"lake folder {self.root} is not writable ({exc.strerror or exc}); "
+                "set VOLFLOW_HOME to a writable folder"
+            ) from exc
+
+
+def validate_symbol(underlying: str) -> str:
+    """Underlying symbols become folder names: allow only exchange-style tickers."""
+    if not _SYMBOL.match(underlying):
+        from data_lake.errors import ConfigError
+
+        raise ConfigError(
+            f"invalid underlying symbol {underlying!r}: use upper-case tickers like SPY or BRK.B"
+        )
+    return underlying
+
+
+def read_parquet_file(path: Path) -> pl.DataFrame:
+    """Read one lake file, turning a corrupt or unreadable file into a LakeError naming it."""
+    try:
+        return pl.read_parquet(path)
+    except Exception as exc:  # polars raises several unrelated types for corrupt files
+        raise LakeError(
+            f"corrupt or unreadable lake file {path}: {str(exc).splitlines()[0]}; "
+            "delete the partition folder and ingest it again"
+        ) from exc
+
+
+def atomic_write_parquet(lake: Lake, frame: pl.DataFrame, target: Path) -> None:
+    """Write ``frame`` to ``target`` atomically (stage, fsync, rename)."""
+    lake.staging_dir.mkdir(parents=True, exist_ok=True)
+    staged = lake.staging_dir / f"{uuid.uuid4().hex}.parquet"
+    try:
+        frame.write_parquet(staged, compression="zstd", statistics=True)
+        with open(staged, "rb") as handle:
+            os.fsync(handle.fileno())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, target)
+    except OSError as exc:
+        raise LakeError(f"cannot write lake file {target}: {exc.strerror or exc}") from exc
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def _merge_snapshots(
+    existing: pl.DataFrame, incoming: pl.DataFrame, snapshot_column: str
+) -> pl.DataFrame:
+    """Existing rows of other snapshots, then the incoming rows (which win)."""
+    if existing.is_empty():
+        return incoming
+    replaced = incoming.get_column(snapshot_column).drop_nulls().unique()
+    kept = existing.filter(
+        pl.col(snapshot_column).is_not_null() & ~pl.col(snapshot_column).is_in(replaced.implode())
+    )
+    return pl.concat([kept, incoming], how="vertical")
+
+
+def _sorted(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
+    keys = [c for c in (spec.snapshot_column, *spec.unique_key) if c in frame.columns]
+    return frame.sort(list(dict.fromkeys(keys)), nulls_last=True, maintain_order=True)
+
+
+def write_partition(
+    lake: Lake,
+    spec: TableSpec,
+    frame: pl.DataFrame,
+    underlying: str,
+    day: date,
+    *,
+    origin: str = "",
+    mode: WriteMode = "merge",
+) -> PartitionWrite:
+    """Check ``frame`` (rows of one underlying and day) and write it to its partition.
+
+    Valid rows go to the table, rejected rows to the quarantine table with reasons.
+    The partition's file is replaced atomically; see the module docstring for
+    the merge/replace semantics.
+    """
+    origin = origin or f"{spec.name} {underlying} {day}"
+    conformed = conform(frame, spec, origin)
+    wrong = conformed.filter((pl.col("underlying") != underlying) | (pl.col("date") != day))
+    if not wrong.is_empty():
+        raise LakeError(
+            f"{origin}: {wrong.height} row(s) belong to another partition than "
+            f"underlying={underlying} date={day} (first: {wrong.row(0, named=True)})"
+        )
+    checked = check(conformed, spec)
+    snapshots = conformed.get_column(spec.snapshot_column).drop_nulls().unique()
+    target = lake.data_file(spec.name, underlying, day)
+    merged = checked.valid
+    if mode == "merge" and target.exists():
+        existing = read_partition(lake, spec, underlying, day)
+        merged = pl.concat([_other_snapshots(existing, spec, snapshots), merged])
+    _write_quarantine(lake, spec, checked.quarantined, underlying, day, snapshots, mode)
+    if merged.is_empty():
+        target.unlink(missing_ok=True)
+    else:
+        atomic_write_parquet(lake, _sorted(merged, spec).drop(PARTITION_COLUMNS), target)
+    return PartitionWrite(
+        partition=Partition(spec.name, underlying, day),
+        path=target,
+        rows_in=frame.height,
+        rows_written=checked.valid.height,
+        rows_total=merged.height,
+        quarantined=checked.quarantined.height,
+        reasons=checked.reason_counts,
+    )
+
+
+def _other_snapshots(existing: pl.DataFrame, spec: TableSpec, snapshots: pl.Series) -> pl.DataFrame:
+    """Rows of ``existing`` whose snapshot is not being replaced."""
+    column = pl.col(spec.snapshot_column)
+    return existing.filter(column.is_not_null() & ~column.is_in(snapshots.implode()))
+
+
+def _write_quarantine(
+    lake: Lake,
+    spec: TableSpec,
+    incoming: pl.DataFrame,
+    underlying: str,
+    day: date,
+    snapshots: pl.Series,
+    mode: WriteMode,
+) -> None:
+    target = lake.quarantine_file(spec.name, underlying, day)
+    if mode == "merge" and target.exists():
+        existing = read_parquet_file(target).with_columns(
+            pl.lit(underlying).alias("underlying"), pl.lit(day).alias("date")
+        )
+        existing = conform(existing, QUARANTINE, str(target))
+        incoming = pl.concat([_other_snapshots(existing, QUARANTINE, snapshots), incoming])
+    if incoming.is_empty():
+        target.unlink(missing_ok=True)
+        return
+    atomic_write_parquet(lake, incoming.drop(PARTITION_COLUMNS), target)
+
+
+def iter_partitions(lake: Lake, table: str) -> Iterator[Partition]:
+    """Every partition folder of a table (no files are opened)."""
+    base = lake.table_dir(table)
+    if not base.is_dir():
+        return
+    for udir in sorted(base.glob("underlying=*")):
+        for ddir in sorted(udir.glob("date=*")):
+            try:
+                day = date.fromisoformat(ddir.name.removeprefix("date="))
+            except ValueError:
+                logger.warning("ignoring folder with a malformed date: %s", ddir)
+                continue
+            yield Partition(table, udir.name.removeprefix("underlying="), day)
+
+
+def partition_exists(lake: Lake, table: str, underlying: str, day: date) -> bool:
+    return lake.data_file(table, underlying, day).exists()
+
+
+def read_partition(lake: Lake, spec: TableSpec, underlying: str, day: date) -> pl.DataFrame:
+    """One partition with its partition columns, or an empty frame if absent."""
+    path = lake.data_file(spec.name, underlying, day)
+    if not path.exists():
+        return pl.DataFrame(schema=spec.schema)
+    frame = read_parquet_file(path).with_columns(
+        pl.lit(underlying).alias("underlying"), pl.lit(day).alias("date")
+    )
+    return conform(frame, spec, str(path))
+
+
+def parquet_row_count(path: Path) -> int:
+    """Rows in a Parquet file from its footer (no data read); LakeError if corrupt."""
+    try:
+        return int(pq.read_metadata(path).num_rows)
+    except Exception as exc:
+        raise LakeError(f"corrupt or unreadable lake file {path}: {exc}") from exc

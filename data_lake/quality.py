@@ -1,0 +1,152 @@
+"""Write-time quality checks: conform a frame to its table, split off bad rows.
+
+Rows that fail go to the ``quarantine`` table with every failed check named in
+``reason`` (``;``-separated) and the row itself as JSON; the rest are written.
+A whole frame that cannot be conformed (missing column, uncastable type) is a
+:class:`DataQualityError` that names the origin and the column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from data_lake.errors import DataQualityError
+from data_lake.schemas import OPTION_QUOTES, QUARANTINE, UNDERLYING_BARS, TableSpec
+
+PRICE_COLUMNS: dict[str, tuple[str, ...]] = {
+    OPTION_QUOTES.name: ("bid", "ask", "last", "underlying_price", "strike"),
+    UNDERLYING_BARS.name: ("open", "high", "low", "close"),
+}
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    OPTION_QUOTES.name: (
+        "contract_id", "underlying", "date", "expiry", "strike", "right", "bid", "ask",
+        "ts_event", "ts_init", "source",
+    ),
+    UNDERLYING_BARS.name: (
+        "underlying", "date", "ts_event", "bar_seconds", "open", "high", "low", "close",
+        "ts_init", "source",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class CheckedFrame:
+    """The outcome of the checks: rows to write and rows to quarantine."""
+
+    valid: pl.DataFrame
+    quarantined: pl.DataFrame  # QUARANTINE schema
+
+    @property
+    def reason_counts(self) -> dict[str, int]:
+        """How many quarantined rows failed each check (a row may fail several)."""
+        if self.quarantined.is_empty():
+            return {}
+        exploded = self.quarantined.select(pl.col("reason").str.split(";")).explode("reason")
+        counts = exploded.group_by("reason").len().sort("reason")
+        return dict(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True))
+
+
+def conform(frame: pl.DataFrame, spec: TableSpec, origin: str) -> pl.DataFrame:
+    """Select and cast ``frame`` to ``spec``'s schema, in its column order.
+
+    Missing optional columns are added as nulls; a missing required column or a
+    value that cannot be cast raises :class:`DataQualityError` naming ``origin``.
+    """
+    required = REQUIRED_COLUMNS.get(spec.name, ())
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataQualityError(
+            f"{origin}: missing required column(s) {', '.join(missing)} for table "
+            f"{spec.name}; expected columns: {', '.join(spec.schema.names())}"
+        )
+    exprs = []
+    for name, dtype in spec.schema.items():
+        if name not in frame.columns:
+            exprs.append(pl.lit(None, dtype=dtype).alias(name))
+            continue
+        exprs.append(pl.col(name))
+    selected = frame.select(exprs)
+    for name, dtype in spec.schema.items():
+        try:
+            selected = selected.with_columns(pl.col(name).cast(dtype, strict=True))
+        except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
+            raise DataQualityError(
+                f"{origin}: column {name!r} of table {spec.name} cannot be read as "
+                f"{dtype}: {str(exc).splitlines()[0]}"
+            ) from exc
+    return selected
+
+
+def _row_checks(spec: TableSpec) -> list[tuple[str, pl.Expr]]:
+    """(check name, expression true where the row fails) for one table."""
+    prices = [pl.col(c) for c in PRICE_COLUMNS.get(spec.name, ())]
+    checks: list[tuple[str, pl.Expr]] = [
+        ("missing_field", pl.any_horizontal(pl.col(c).is_null() for c in REQUIRED_COLUMNS[spec.name])),
+        ("non_finite_price", pl.any_horizontal(p.is_not_null() & ~p.is_finite() for p in prices)),
+        ("negative_price", pl.any_horizontal(p < 0 for p in prices)),
+    ]
+    if spec.name == OPTION_QUOTES.name:
+        checks += [
+            ("bid_above_ask", pl.col("bid") > pl.col("ask")),
+            ("non_positive_strike", pl.col("strike") <= 0),
+            ("invalid_right", ~pl.col("right").is_in(["C", "P"])),
+            ("expiry_before_quote_date", pl.col("expiry") < pl.col("date")),
+            (
+                "missing_underlying_price",
+                pl.col("underlying_price").is_null() | (pl.col("underlying_price") <= 0),
+            ),
+            ("negative_size", pl.any_horizontal(pl.col(c) < 0 for c in (
+                "bid_size", "ask_size", "volume", "open_interest"))),
+        ]
+    elif spec.name == UNDERLYING_BARS.name:
+        checks += [
+            (
+                "high_low_inconsistent",
+                (pl.col("high") < pl.max_horizontal("open", "close", "low"))
+                | (pl.col("low") > pl.min_horizontal("open", "close", "high")),
+            ),
+            ("non_positive_bar_seconds", pl.col("bar_seconds") <= 0),
+            ("negative_size", pl.col("volume") < 0),
+        ]
+    return checks
+
+
+def _duplicate_checks(spec: TableSpec) -> list[tuple[str, pl.Expr]]:
+    """Rows sharing the unique key: identical copies beyond the first, or conflicting rows."""
+    if not spec.unique_key:
+        return []
+    key = list(spec.unique_key)
+    in_dup_group = pl.len().over(key) > 1
+    conflicting = pl.struct(pl.all()).n_unique().over(key) > 1
+    extra_copy = ~pl.struct(pl.all()).is_first_distinct()
+    return [
+        ("conflicting_duplicate", in_dup_group & conflicting),
+        ("duplicate_row", in_dup_group & ~conflicting & extra_copy),
+    ]
+
+
+def check(frame: pl.DataFrame, spec: TableSpec) -> CheckedFrame:
+    """Split a conformed frame into valid rows and quarantined rows with reasons."""
+    if frame.is_empty():
+        return CheckedFrame(frame, pl.DataFrame(schema=QUARANTINE.schema))
+    checks = _row_checks(spec) + _duplicate_checks(spec)
+    reason = pl.concat_str(
+        [pl.when(failed.fill_null(False)).then(pl.lit(name)) for name, failed in checks],
+        separator=";",
+        ignore_nulls=True,
+    )
+    tagged = frame.with_columns(_reason=reason)
+    bad = tagged.filter(pl.col("_reason") != "")
+    valid = tagged.filter(pl.col("_reason") == "").drop("_reason")
+    quarantined = bad.select(
+        pl.col("underlying"),
+        pl.col("date"),
+        pl.lit(spec.name).alias("source_table"),
+        pl.col(spec.snapshot_column).alias("ts_event"),
+        pl.col("source"),
+        pl.col("_reason").alias("reason"),
+        pl.struct(pl.all().exclude("_reason")).struct.json_encode().alias("record"),
+    ).cast(dict(QUARANTINE.schema))  # type: ignore[arg-type]
+    return CheckedFrame(valid, quarantined)

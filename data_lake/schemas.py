@@ -1,0 +1,133 @@
+"""Every lake table's schema, declared in one place.
+
+Each table is Hive-partitioned by ``underlying`` and ``date`` (the exchange-local
+trading date, America/New_York). Partition columns are part of the logical schema
+but are not stored inside the Parquet files: readers (DuckDB views, Polars scans)
+take them from the path, as Hive/Spark do.
+
+Times are UTC. Every record carries ``ts_event`` (when it happened: the quote
+time, or a bar's end) and ``ts_init`` (when volflow could first know it). For
+live sources ``ts_init`` is the clock at receipt; for historical and synthetic
+sources it is the moment the record became available (the snapshot time for a
+quote, the bar's end for a bar), so replayed history stays point-in-time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+UTC_TIME = pl.Datetime("us", "UTC")
+PARTITION_COLUMNS: tuple[str, str] = ("underlying", "date")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A lake table: its columns (partition columns included) and its keys."""
+
+    name: str
+    schema: pl.Schema
+    snapshot_column: str  # rows sharing a value here form one snapshot (the unit of replacement)
+    unique_key: tuple[str, ...]  # at most one row per key within a partition
+    description: str
+
+    @property
+    def file_schema(self) -> pl.Schema:
+        """Columns stored in each Parquet file (partition columns removed)."""
+        return pl.Schema(
+            {k: v for k, v in self.schema.items() if k not in PARTITION_COLUMNS}
+        )
+
+
+UNDERLYING_BARS = TableSpec(
+    name="underlying_bars",
+    schema=pl.Schema(
+        {
+            "underlying": pl.String,
+            "date": pl.Date,
+            "ts_event": UTC_TIME,  # bar end
+            "bar_seconds": pl.Int32,  # 86400 daily, 3600 hourly, 60 minute
+            "open": pl.Float64,
+            "high": pl.Float64,
+            "low": pl.Float64,
+            "close": pl.Float64,
+            "volume": pl.Int64,
+            "ts_init": UTC_TIME,
+            "source": pl.String,
+        }
+    ),
+    snapshot_column="ts_event",
+    unique_key=("ts_event", "bar_seconds"),
+    description="Underlying OHLCV bars, raw (unadjusted) prices; ts_event is the bar's end.",
+)
+
+OPTION_QUOTES = TableSpec(
+    name="option_quotes",
+    schema=pl.Schema(
+        {
+            "underlying": pl.String,
+            "date": pl.Date,
+            "contract_id": pl.String,  # OCC/OSI symbol without root padding, e.g. SPY240119C00450000
+            "expiry": pl.Date,
+            "strike": pl.Float64,
+            "right": pl.String,  # "C" or "P"
+            "exercise_style": pl.String,  # "american" or "european"
+            "settlement": pl.String,  # "PM" or "AM"
+            "multiplier": pl.Float64,
+            "bid": pl.Float64,
+            "ask": pl.Float64,
+            "bid_size": pl.Int64,
+            "ask_size": pl.Int64,
+            "last": pl.Float64,
+            "volume": pl.Int64,
+            "open_interest": pl.Int64,
+            "underlying_price": pl.Float64,
+            "ts_event": UTC_TIME,  # quote (snapshot) time
+            "ts_init": UTC_TIME,  # ingest time (see module docstring)
+            "source": pl.String,
+        }
+    ),
+    snapshot_column="ts_event",
+    unique_key=("contract_id", "ts_event"),
+    description="Raw option chain snapshots, one row per contract per snapshot.",
+)
+
+QUARANTINE = TableSpec(
+    name="quarantine",
+    schema=pl.Schema(
+        {
+            "underlying": pl.String,
+            "date": pl.Date,
+            "source_table": pl.String,
+            "ts_event": UTC_TIME,
+            "source": pl.String,
+            "reason": pl.String,  # ';'-separated check names, e.g. "bid_above_ask;negative_price"
+            "record": pl.String,  # the rejected row as JSON
+        }
+    ),
+    snapshot_column="ts_event",
+    unique_key=(),
+    description="Rows rejected by the write-time quality checks, with the reason and source.",
+)
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec for spec in (UNDERLYING_BARS, OPTION_QUOTES, QUARANTINE)
+}
+DATA_TABLES: tuple[str, ...] = (UNDERLYING_BARS.name, OPTION_QUOTES.name)
+
+
+def table_spec(name: str) -> TableSpec:
+    """The spec of a table by name, or a clear error listing the known tables."""
+    try:
+        return TABLES[name]
+    except KeyError:
+        known = ", ".join(sorted(TABLES))
+        from data_lake.errors import ConfigError
+
+        raise ConfigError(f"unknown lake table {name!r}; known tables: {known}") from None
+
+
+def empty_frame(spec: TableSpec) -> pl.DataFrame:
+    """A zero-row frame with the table's full schema."""
+    return pl.DataFrame(schema=spec.schema)

@@ -1,0 +1,23 @@
+"""What every market-data source yields: lake-schema frames for one underlying and day.
+
+Sources stream one ``SourceBatch`` per (underlying, trading date), so memory stays
+flat however long the date range, and the shared ingest path (quality checks,
+quarantine, atomic partition writes) treats every source the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class SourceBatch:
+    """Frames for one underlying and trading date, keyed by lake table name."""
+
+    underlying: str
+    day: date
+    frames: dict[str, pl.DataFrame] = field(default_factory=dict)
+    origin: str = ""  # where the rows came from (file, URL, generator): used in error messages

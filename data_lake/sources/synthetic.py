@@ -1,0 +1,371 @@
+"""The embedded default source: a seeded synthetic options market.
+
+**Underlying.** Heston-style stochastic variance with correlated (leverage) shocks
+and Poisson jumps in price, simulated on an intraday grid (the open, each full
+hour, the close) of every XNYS session. Trading time: a session is 1/252 year,
+the overnight step carries 20% of a day's variance. Every underlying's path is
+anchored at the calendar's first session (2000-01-03) and each day draws from its
+own RNG stream ``(seed, underlying, day)``, so a day's data are the same whatever
+range is asked for, whichever other underlyings are generated, and whether the
+run is daily or intraday: backfills in chunks equal one long backfill.
+
+**Chains.** See :mod:`data_lake.sources.synthetic_chain`: weekly and monthly
+expiries, strikes around spot, BSM prices off a vol surface whose ATM level is
+the expected average variance plus a variance risk premium.
+
+**Signal switch.**
+
+* ``none``: option prices are the model's fair prices (times a constant variance
+  risk premium), so delta-hedged option returns have no predictable component
+  beyond that constant premium. Constant-maturity IV still mean-reverts with the
+  variance state, as in real markets; that is priced, not an edge.
+* ``planted``: a mispricing ``m_t`` follows an AR(1) per underlying with daily
+  persistence ``planted_phi`` (default 0.8, half-life ~3 sessions) and stationary
+  standard deviation ``planted_sd`` (default 0.06); it multiplies front-tenor IVs
+  by ``exp(m_t * exp(-tau / 45 days))``. Realized variance does not see it, so
+  IVs revert toward fair value as ``m_t`` decays: future IV changes (and
+  delta-hedged straddle returns) are weakly predictable from today's term
+  structure. The same random draws are used in both modes; only the prices differ.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from data_lake.calendar import ExchangeCalendar, Session, exchange_calendar, intraday_grid
+from data_lake.errors import ConfigError
+from data_lake.schemas import OPTION_QUOTES, UNDERLYING_BARS
+from data_lake.sources.base import SourceBatch
+from data_lake.sources.synthetic_chain import (
+    YEAR_DAYS,
+    SurfaceParams,
+    atm_implied_vol,
+    bsm_price,
+    listing_for_day,
+    occ_symbol_expr,
+    quote_prices,
+    smile_vol,
+)
+
+SOURCE_NAME = "synthetic"
+Signal = Literal["none", "planted"]
+TRADING_DAYS = 252.0
+OVERNIGHT_SHARE = 0.2
+REGULAR_SESSION_SECONDS = 6.5 * 3600
+
+
+@dataclass(frozen=True)
+class UnderlyingProfile:
+    """Dynamics and listing conventions of one synthetic underlying."""
+
+    spot: float  # price at the anchor session, 2000-01-03
+    vol: float  # long-run volatility (sqrt of the variance mean)
+    kappa: float = 4.0  # variance mean reversion per year
+    vol_of_vol: float = 0.45
+    rho: float = -0.7  # price/variance shock correlation (leverage effect)
+    drift: float = 0.06
+    jump_intensity: float = 1.5  # jumps per year
+    jump_mean: float = -0.025
+    jump_sd: float = 0.035
+    dividend_yield: float = 0.015
+    skew: float = 0.12
+    smile: float = 0.02
+    variance_risk_premium: float = 0.2
+    penny: bool = True  # all strikes quote in $0.01
+    weeklies: int = 5
+    exercise_style: str = "american"
+    liquidity: float = 1.0
+
+    def surface(self) -> SurfaceParams:
+        jump_var = self.jump_intensity * (self.jump_mean**2 + self.jump_sd**2)
+        return SurfaceParams(
+            kappa=self.kappa,
+            theta=self.vol**2,
+            jump_variance=jump_var,
+            variance_risk_premium=self.variance_risk_premium,
+            skew=self.skew,
+            smile=self.smile,
+        )
+
+
+DEFAULT_UNIVERSE: dict[str, UnderlyingProfile] = {
+    "SPY": UnderlyingProfile(spot=145.0, vol=0.17, dividend_yield=0.013, liquidity=3.0),
+    "QQQ": UnderlyingProfile(spot=95.0, vol=0.22, dividend_yield=0.006, liquidity=2.0),
+    "IWM": UnderlyingProfile(spot=50.0, vol=0.22, dividend_yield=0.012, liquidity=1.5),
+    "DIA": UnderlyingProfile(spot=115.0, vol=0.16, dividend_yield=0.018, weeklies=3),
+    "AAPL": UnderlyingProfile(spot=25.0, vol=0.28, dividend_yield=0.005, skew=0.08, smile=0.03),
+    "MSFT": UnderlyingProfile(spot=55.0, vol=0.25, dividend_yield=0.008, skew=0.08, smile=0.03),
+    "AMZN": UnderlyingProfile(spot=40.0, vol=0.33, dividend_yield=0.0, skew=0.07, smile=0.03),
+    "NVDA": UnderlyingProfile(spot=10.0, vol=0.45, dividend_yield=0.0005, skew=0.06, smile=0.04),
+    "TSLA": UnderlyingProfile(spot=20.0, vol=0.55, dividend_yield=0.0, skew=0.05, smile=0.04),
+    "XYZ": UnderlyingProfile(
+        spot=40.0, vol=0.35, dividend_yield=0.02, penny=False, weeklies=0, liquidity=0.3
+    ),
+}
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Everything that shapes the synthetic market (all of it deterministic by seed)."""
+
+    seed: int = 7
+    signal: Signal = "none"
+    intraday: bool = False
+    rate: float = 0.04
+    expiry_months: int = 12
+    strike_range_sd: tuple[float, float] = (-3.5, 2.5)
+    planted_sd: float = 0.06
+    planted_phi: float = 0.8
+    universe: dict[str, UnderlyingProfile] = field(default_factory=lambda: dict(DEFAULT_UNIVERSE))
+
+    def profile(self, underlying: str) -> UnderlyingProfile:
+        try:
+            return self.universe[underlying]
+        except KeyError:
+            known = ", ".join(sorted(self.universe))
+            raise ConfigError(
+                f"unknown underlying {underlying!r} for the synthetic source; known: {known} "
+                "(add more under synthetic.universe in volflow.yaml)"
+            ) from None
+
+
+@dataclass
+class MarketState:
+    log_spot: float
+    variance: float
+    mispricing: float
+
+
+@dataclass(frozen=True)
+class SimulatedDay:
+    session: Session
+    grid: list[datetime]
+    spots: list[float]
+    variances: list[float]
+    mispricing: float
+
+
+def _stream_seed(seed: int, underlying: str, day: date, stream: int) -> list[int]:
+    return [seed, zlib.crc32(underlying.encode()), day.toordinal(), stream]
+
+
+def _step_fractions(grid: list[datetime]) -> list[float]:
+    """Year fractions of trading time: the overnight step, then each intraday segment."""
+    day_years = 1.0 / TRADING_DAYS
+    fractions = [OVERNIGHT_SHARE * day_years]
+    for a, b in zip(grid[:-1], grid[1:], strict=True):
+        share = (b - a).total_seconds() / REGULAR_SESSION_SECONDS
+        fractions.append((1 - OVERNIGHT_SHARE) * day_years * share)
+    return fractions
+
+
+def _simulate_day(
+    state: MarketState, p: UnderlyingProfile, config: SyntheticConfig, session: Session, rng: np.random.Generator
+) -> SimulatedDay:
+    grid = intraday_grid(session)
+    fractions = _step_fractions(grid)
+    n = len(fractions)
+    shocks = rng.standard_normal((n, 2))
+    jump_counts = rng.poisson(p.jump_intensity * np.asarray(fractions))
+    jump_noise = rng.standard_normal(n)
+    mis_noise = float(rng.standard_normal())
+    theta, kappa = p.vol**2, p.kappa
+    jump_comp = p.jump_intensity * (math.exp(p.jump_mean + 0.5 * p.jump_sd**2) - 1)
+    log_s, v = state.log_spot, state.variance
+    spots, variances = [], []
+    for i, dt in enumerate(fractions):
+        z_s = shocks[i, 0]
+        z_v = p.rho * z_s + math.sqrt(1 - p.rho**2) * shocks[i, 1]
+        k = int(jump_counts[i])
+        jump = k * p.jump_mean + math.sqrt(k) * p.jump_sd * jump_noise[i] if k else 0.0
+        drift = (p.drift - p.dividend_yield - 0.5 * v - jump_comp) * dt
+        log_s += drift + math.sqrt(v * dt) * z_s + jump
+        v = v + kappa * (theta - v) * dt + p.vol_of_vol * math.sqrt(v * dt) * z_v + jump * jump
+        v = min(max(v, 0.0025), 4.0)
+        spots.append(math.exp(log_s))
+        variances.append(v)
+    phi = config.planted_phi
+    state.mispricing = phi * state.mispricing + config.planted_sd * math.sqrt(1 - phi * phi) * mis_noise
+    state.log_spot, state.variance = log_s, v
+    return SimulatedDay(session, grid, spots, variances, state.mispricing)
+
+
+def simulate_path(
+    underlying: str, end: date, config: SyntheticConfig, calendar: ExchangeCalendar
+) -> Iterator[SimulatedDay]:
+    """Every session's path from the anchor session to ``end`` (callers skip ahead)."""
+    p = config.profile(underlying)
+    state = MarketState(math.log(p.spot), p.vol**2, 0.0)
+    for session in calendar.sessions(calendar.first_day, end):
+        rng = np.random.default_rng(_stream_seed(config.seed, underlying, session.day, 0))
+        yield _simulate_day(state, p, config, session, rng)
+
+
+def _chain_frame(
+    underlying: str, sim: SimulatedDay, config: SyntheticConfig, calendar: ExchangeCalendar
+) -> pl.DataFrame:
+    """All option quotes of one day (one snapshot at the close, or hourly if intraday)."""
+    p = config.profile(underlying)
+    surface = p.surface()
+    mispricing = sim.mispricing if config.signal == "planted" else 0.0
+    open_atm = float(atm_implied_vol(surface, sim.variances[0], np.array([30 / YEAR_DAYS]), mispricing)[0])
+    listing = listing_for_day(
+        calendar, sim.session.day, sim.spots[0], open_atm, p.weeklies, config.expiry_months,
+        config.strike_range_sd,
+    )
+    snaps = range(1, len(sim.grid)) if config.intraday else [len(sim.grid) - 1]
+    rng = np.random.default_rng(_stream_seed(config.seed, underlying, sim.session.day, 1))
+    n = len(listing.strike)
+    settle_s = listing.settle_epoch_s
+    day_vol_mean = p.liquidity * 400 * float(rng.lognormal(0, 0.3))
+    dte_open = (settle_s - sim.grid[0].timestamp()) / 86400.0
+    log_m0 = np.log(listing.strike / sim.spots[0])
+    z0 = np.abs(log_m0) / (open_atm * np.sqrt(np.maximum(dte_open, 1) / YEAR_DAYS))
+    activity = np.exp(-0.4 * z0 * z0) / (1 + dte_open / 20)
+    day_volume = rng.poisson(day_vol_mean * activity)
+    open_interest = np.round(p.liquidity * 4000 * np.exp(-0.3 * z0 * z0) / (1 + dte_open / 60)
+                             * rng.lognormal(0, 0.5, n)).astype(np.int64)
+    session_seconds = (sim.grid[-1] - sim.grid[0]).total_seconds()
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in (
+        "bid", "ask", "last", "volume", "underlying_price", "ts_event", "bid_size", "ask_size")}
+    size_scale = max(1, round(p.liquidity * 5))
+    for i in snaps:
+        ts, spot, var = sim.grid[i], sim.spots[i], sim.variances[i]
+        tau = np.maximum(settle_s - ts.timestamp(), 0.0) / (YEAR_DAYS * 86400)
+        tau_floor = np.maximum(tau, 1 / YEAR_DAYS / 24)
+        forward = spot * np.exp((config.rate - p.dividend_yield) * tau)
+        atm = atm_implied_vol(surface, var, tau_floor, mispricing)
+        log_m = np.log(listing.strike / forward)
+        sigma = smile_vol(surface, atm, log_m, tau_floor)
+        spot_arr = np.full(n, spot)
+        mid = bsm_price(listing.is_call, spot_arr, listing.strike, tau, config.rate, p.dividend_yield, sigma)
+        abs_z = np.abs(log_m) / (atm * np.sqrt(np.maximum(tau, 1 / YEAR_DAYS)))
+        intrinsic = np.maximum(np.where(listing.is_call, spot - listing.strike, listing.strike - spot), 0.0)
+        bid, ask = quote_prices(mid, intrinsic, abs_z, tau * YEAR_DAYS, p.penny)
+        volume = np.floor(day_volume * (ts - sim.grid[0]).total_seconds() / session_seconds)
+        noise = rng.uniform(-0.5, 0.5, n)
+        cols["bid"].append(bid)
+        cols["ask"].append(ask)
+        cols["last"].append(np.where(volume > 0, np.round(np.maximum(mid + (ask - bid) * noise, 0.01), 2), np.nan))
+        cols["volume"].append(volume.astype(np.int64))
+        cols["underlying_price"].append(np.round(spot_arr, 4))
+        cols["ts_event"].append(np.full(n, np.datetime64(ts.replace(tzinfo=None), "us")))
+        cols["bid_size"].append(rng.integers(1, 100, n) * size_scale)
+        cols["ask_size"].append(rng.integers(1, 100, n) * size_scale)
+    reps = len(cols["bid"])
+    frame = pl.DataFrame(
+        {
+            "expiry": np.tile(listing.expiry, reps),
+            "strike": np.tile(listing.strike, reps),
+            "is_call": np.tile(listing.is_call, reps),
+            "open_interest": np.tile(open_interest, reps),
+            **{k: np.concatenate(v) for k, v in cols.items()},
+        },
+        nan_to_null=True,
+    )
+    frame = frame.with_columns(pl.when("is_call").then(pl.lit("C")).otherwise(pl.lit("P")).alias("right"))
+    return frame.with_columns(
+        occ_symbol_expr(underlying).alias("contract_id"),
+        pl.lit(underlying).alias("underlying"),
+        pl.lit(sim.session.day).alias("date"),
+        pl.lit(p.exercise_style).alias("exercise_style"),
+        pl.lit("PM").alias("settlement"),
+        pl.lit(100.0).alias("multiplier"),
+        pl.col("ts_event").dt.replace_time_zone("UTC"),
+        pl.col("ts_event").dt.replace_time_zone("UTC").alias("ts_init"),
+        pl.lit(SOURCE_NAME).alias("source"),
+    ).select(OPTION_QUOTES.schema.names())
+
+
+def _bar_frame(underlying: str, sim: SimulatedDay, config: SyntheticConfig) -> pl.DataFrame:
+    """The day's bar: open at the open, close at the close, high/low over the path."""
+    p = config.profile(underlying)
+    rng = np.random.default_rng(_stream_seed(config.seed, underlying, sim.session.day, 2))
+    day_sd = math.sqrt(sim.variances[-1] / TRADING_DAYS)
+    excursion = np.abs(rng.standard_normal(2)) * 0.15 * day_sd
+    high = max(sim.spots) * math.exp(excursion[0])
+    low = min(sim.spots) * math.exp(-excursion[1])
+    day_return = abs(math.log(sim.spots[-1] / sim.spots[0]))
+    volume = int(p.liquidity * 2e7 * rng.lognormal(0, 0.25) * (1 + 20 * day_return))
+    close_ts = sim.session.close
+    return pl.DataFrame(
+        {
+            "underlying": [underlying],
+            "date": [sim.session.day],
+            "ts_event": [close_ts],
+            "bar_seconds": [86400],
+            "open": [round(sim.spots[0], 4)],
+            "high": [round(high, 4)],
+            "low": [round(low, 4)],
+            "close": [round(sim.spots[-1], 4)],
+            "volume": [volume],
+            "ts_init": [close_ts],
+            "source": [SOURCE_NAME],
+        },
+        schema=UNDERLYING_BARS.schema,
+    )
+
+
+def generate(
+    underlying: str,
+    start: date,
+    end: date,
+    config: SyntheticConfig,
+    calendar: ExchangeCalendar | None = None,
+    skip_day: Callable[[date], bool] | None = None,
+) -> Iterator[SourceBatch]:
+    """Stream one batch (quotes and the daily bar) per session in ``start..end``.
+
+    Days for which ``skip_day`` is true are simulated (the path must go through
+    them) but not priced or yielded: resumable backfills skip what is written.
+    """
+    calendar = calendar or exchange_calendar()
+    config.profile(underlying)  # fail fast on an unknown underlying
+    calendar.sessions(start, end)  # fail fast on a bad range
+    for sim in simulate_path(underlying, end, config, calendar):
+        if sim.session.day < start or (skip_day is not None and skip_day(sim.session.day)):
+            continue
+        yield SourceBatch(
+            underlying=underlying,
+            day=sim.session.day,
+            frames={
+                OPTION_QUOTES.name: _chain_frame(underlying, sim, config, calendar),
+                UNDERLYING_BARS.name: _bar_frame(underlying, sim, config),
+            },
+            origin=f"synthetic seed={config.seed} {underlying} {sim.session.day}",
+        )
+
+
+def latest_snapshot(
+    underlying: str, now: datetime, config: SyntheticConfig, calendar: ExchangeCalendar | None = None
+) -> SourceBatch:
+    """The chain as of the latest snapshot at or before ``now`` (what a live poll would see).
+
+    During a session this is the last full hour (or the open's first hour mark);
+    outside sessions it is the previous close. The daily bar is included only once
+    the session has closed.
+    """
+    calendar = calendar or exchange_calendar()
+    if now.tzinfo is None:
+        raise ConfigError("latest_snapshot needs a timezone-aware time")
+    session = calendar.session_on_or_before(now.astimezone(UTC).date())
+    grid = intraday_grid(session)
+    if now < grid[1]:
+        session = calendar.session_on_or_before(date.fromordinal(session.day.toordinal() - 1))
+        grid = intraday_grid(session)
+    at = max(t for t in grid[1:] if t <= now) if now < grid[-1] else grid[-1]
+    intraday_config = SyntheticConfig(**{**config.__dict__, "intraday": True})
+    batch = next(generate(underlying, session.day, session.day, intraday_config, calendar))
+    quotes = batch.frames[OPTION_QUOTES.name].filter(pl.col("ts_event") == at)
+    frames = {OPTION_QUOTES.name: quotes}
+    if at == grid[-1]:
+        frames[UNDERLYING_BARS.name] = batch.frames[UNDERLYING_BARS.name]
+    return SourceBatch(underlying, session.day, frames, origin=f"{batch.origin} @ {at.isoformat()}")

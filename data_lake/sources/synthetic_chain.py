@@ -1,0 +1,194 @@
+"""Option chains of the synthetic market: listed expiries, strikes, prices and quotes.
+
+Prices are Black-Scholes-Merton (European exercise, continuous dividend yield)
+from an implied-volatility surface driven by the market state:
+
+* ATM implied variance for tenor ``tau`` is the expected average variance over
+  ``tau`` (Heston mean reversion of the variance state, plus jump variance),
+  scaled by ``1 + variance_risk_premium``: implied is above realized on average.
+* Smile in standardized moneyness ``z = ln(K/F) / (sigma_atm sqrt(tau))``:
+  ``sigma = sigma_atm * (1 - skew * z + smile * z**2)``, bounded to [0.5, 3] x ATM.
+* The planted signal (``signal="planted"``) multiplies front-tenor IVs by
+  ``exp(m_t * exp(-tau / 45d))`` where ``m_t`` is a mean-reverting mispricing
+  (see :mod:`data_lake.sources.synthetic`).
+
+Quotes straddle the model price: the half-spread grows for short-dated and
+far out-of-the-money contracts; bids and asks sit on the tick grid (penny names
+quote in $0.01, others in $0.05 above $3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+from scipy.special import ndtr
+
+from data_lake.calendar import ExchangeCalendar
+
+FloatArray = NDArray[np.float64]
+_NICE_STEPS = np.array([0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0])
+YEAR_DAYS = 365.0
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The contracts listed on one day: parallel arrays, one entry per contract."""
+
+    expiry: NDArray[np.datetime64]  # datetime64[D]
+    settle_epoch_s: FloatArray  # settlement time (the expiry session's close), Unix seconds
+    strike: FloatArray
+    is_call: NDArray[np.bool_]
+
+
+def third_friday(year: int, month: int) -> date:
+    first = date(year, month, 1)
+    offset = (4 - first.weekday()) % 7
+    return first + timedelta(days=offset + 14)
+
+
+def listed_expiries(
+    calendar: ExchangeCalendar, day: date, weeklies: int, months: int
+) -> list[date]:
+    """Weekly Friday expiries for ``weeklies`` weeks and monthly (third Friday) ones for
+    ``months`` months; a Friday holiday moves the expiry to the session before."""
+    fridays = [day + timedelta(days=(4 - day.weekday()) % 7 + 7 * k) for k in range(weeklies)]
+    monthly = []
+    year, month = day.year, day.month
+    for _ in range(months + 1):
+        monthly.append(third_friday(year, month))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    expiries = set()
+    for friday in fridays + monthly:
+        session = calendar.session_on_or_before(friday)
+        if session.day >= day:
+            expiries.add(session.day)
+    return sorted(expiries)
+
+
+def nice_strike_step(raw: float) -> float:
+    """The smallest customary strike increment at least ``raw`` (0.5, 1, 2.5, 5, ...)."""
+    idx = int(np.searchsorted(_NICE_STEPS, raw))
+    return float(_NICE_STEPS[min(idx, len(_NICE_STEPS) - 1)])
+
+
+def strike_grid(spot: float, sigma_tau: float, z_low: float, z_high: float) -> FloatArray:
+    """Strikes from ``z_low`` to ``z_high`` standard deviations around spot, about eight
+    per standard deviation on a customary increment."""
+    step = nice_strike_step(spot * sigma_tau / 8.0)
+    lo = max(step, np.floor(spot * np.exp(z_low * sigma_tau) / step) * step)
+    hi = np.ceil(spot * np.exp(z_high * sigma_tau) / step) * step
+    return np.arange(lo, hi + step / 2, step)
+
+
+def bsm_price(
+    is_call: NDArray[np.bool_],
+    S: FloatArray,
+    K: FloatArray,
+    tau: FloatArray,
+    r: float,
+    q: float,
+    sigma: FloatArray,
+) -> FloatArray:
+    """Black-Scholes-Merton price with continuous dividend yield (vectorized)."""
+    tau = np.maximum(tau, 1e-10)
+    vol_sqrt_t = sigma * np.sqrt(tau)
+    d1 = (np.log(S / K) + (r - q + 0.5 * sigma * sigma) * tau) / vol_sqrt_t
+    d2 = d1 - vol_sqrt_t
+    disc_q, disc_r = np.exp(-q * tau), np.exp(-r * tau)
+    call = S * disc_q * ndtr(d1) - K * disc_r * ndtr(d2)
+    put = K * disc_r * ndtr(-d2) - S * disc_q * ndtr(-d1)
+    return np.where(is_call, call, put)
+
+
+@dataclass(frozen=True)
+class SurfaceParams:
+    """Parameters of the implied-volatility surface of one underlying."""
+
+    kappa: float
+    theta: float  # long-run variance
+    jump_variance: float  # lambda * E[J^2] per year
+    variance_risk_premium: float
+    skew: float
+    smile: float
+
+
+def atm_implied_vol(
+    params: SurfaceParams, variance: float, tau: FloatArray, mispricing: float
+) -> FloatArray:
+    """ATM IV by tenor: expected average variance (+ jumps) times (1 + VRP), then the
+    planted front-tenor mispricing (zero unless the planted signal is on)."""
+    k_tau = np.maximum(params.kappa * tau, 1e-12)
+    expected = params.theta + (variance - params.theta) * (1 - np.exp(-k_tau)) / k_tau
+    implied_var = (expected + params.jump_variance) * (1 + params.variance_risk_premium)
+    front_weight = np.exp(-tau * YEAR_DAYS / 45.0)
+    return np.asarray(np.sqrt(implied_var) * np.exp(mispricing * front_weight))
+
+
+def smile_vol(params: SurfaceParams, atm: FloatArray, log_moneyness: FloatArray, tau: FloatArray) -> FloatArray:
+    z = log_moneyness / (atm * np.sqrt(np.maximum(tau, 1e-6)))
+    shape = np.clip(1 - params.skew * z + params.smile * z * z, 0.5, 3.0)
+    return np.asarray(atm * shape)
+
+
+def quote_prices(
+    mid: FloatArray, intrinsic: FloatArray, abs_z: FloatArray, dte_days: FloatArray, penny: bool
+) -> tuple[FloatArray, FloatArray]:
+    """Bid and ask on the tick grid around ``mid``.
+
+    The half-spread is a fraction of the time value that grows with distance from
+    the money and with shortness of expiry, plus a small fraction of intrinsic
+    value (deep in-the-money contracts quote like the underlying plus a cheap option).
+    """
+    tick = np.where(penny | (mid < 3.0), 0.01, 0.05)
+    time_value = np.maximum(mid - intrinsic, 0.0)
+    relative = (0.01 + 0.01 * abs_z) * (1 + 2 / np.sqrt(dte_days + 1))
+    half = 0.5 * tick + relative * time_value + 0.0005 * intrinsic
+    bid = np.maximum(np.floor(np.round((mid - half) / tick, 6)) * tick, 0.0)
+    ask = np.ceil(np.round((mid + half) / tick, 6)) * tick
+    ask = np.maximum(ask, bid + tick)
+    return np.round(bid, 2), np.round(ask, 2)
+
+
+def occ_symbol_expr(root: str) -> pl.Expr:
+    """OCC/OSI symbols without root padding, from ``expiry``, ``right`` and ``strike``
+    columns: ROOT + YYMMDD + C/P + strike x 1000 as 8 digits (SPY240119C00450000)."""
+    return pl.concat_str(
+        pl.lit(root),
+        pl.col("expiry").dt.strftime("%y%m%d"),
+        pl.col("right"),
+        (pl.col("strike") * 1000).round().cast(pl.Int64).cast(pl.String).str.zfill(8),
+    )
+
+
+def listing_for_day(
+    calendar: ExchangeCalendar,
+    day: date,
+    spot: float,
+    atm_vol: float,
+    weeklies: int,
+    months: int,
+    z_range: tuple[float, float],
+) -> Listing:
+    """The contracts listed on ``day``: strikes are set from the day's opening spot."""
+    expiries, settles, strikes, calls = [], [], [], []
+    for expiry in listed_expiries(calendar, day, weeklies, months):
+        settle = calendar.session_on_or_before(expiry).close.timestamp()
+        tau = max((expiry - day).days, 1) / YEAR_DAYS
+        grid = strike_grid(spot, atm_vol * np.sqrt(tau), *z_range)
+        count = 2 * len(grid)
+        expiries.append(np.full(count, np.datetime64(expiry, "D")))
+        settles.append(np.full(count, settle))
+        strikes.append(np.concatenate([grid, grid]))
+        calls.append(np.repeat([True, False], len(grid)))
+    if not strikes:
+        return Listing(np.empty(0, "datetime64[D]"), np.empty(0), np.empty(0), np.empty(0, bool))
+    return Listing(
+        expiry=np.concatenate(expiries),
+        settle_epoch_s=np.concatenate(settles),
+        strike=np.concatenate(strikes),
+        is_call=np.concatenate(calls),
+    )

@@ -1,0 +1,281 @@
+"""The ``volflow`` command line: ingest, backfill, lake status, SQL, demo.
+
+User errors (bad arguments, bad settings, unreadable lake files) exit with code 2
+and one line on stderr; a run where some underlyings failed exits with code 1
+after writing the others and reporting each failure.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, datetime
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from data_lake.errors import ConfigError, VolflowError
+from data_lake.ingest import PartialIngestError
+from flows.environment import prepare_environment
+from flows.settings import Settings, load_settings
+
+app = typer.Typer(help="volflow: options volatility research-to-trading pipeline.", no_args_is_help=True)
+ingest_app = typer.Typer(help="Ingest option chains into the lake.", no_args_is_help=True)
+backfill_app = typer.Typer(help="Load a date range (resumable).", no_args_is_help=True)
+lake_app = typer.Typer(help="Inspect the lake.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(backfill_app, name="backfill")
+app.add_typer(lake_app, name="lake")
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int) -> None:
+    """One line on stderr, no traceback, then exit."""
+    sys.stderr.write(f"error: {' '.join(message.split())}\n")
+    sys.exit(code)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class SignalChoice(str, Enum):
+    none = "none"
+    planted = "planted"
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    prepare_environment(settings.home)
+    return settings
+
+
+def _params(**values: Any) -> Any:
+    from flows.ingest import BackfillParams, IngestParams
+
+    cls = BackfillParams if values.pop("_backfill", False) else IngestParams
+    try:
+        return cls(**{k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{where + ': ' if where else ''}{message}") from None
+
+
+def _run_with_progress(flow_fn: Any, params: Any, settings: Settings) -> dict[str, Any]:
+    """Run a flow in this process with a progress bar fed by the tasks."""
+    from data_lake.calendar import exchange_calendar
+    from tasks import progress
+
+    from flows.ingest import validate_request
+
+    underlyings, _ = validate_request(params, settings)  # fail fast, before Prefect starts
+    total = None
+    if params.start and params.end:
+        total = len(exchange_calendar().sessions(params.start, params.end)) * len(underlyings)
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn(),
+        console=err, transient=False, disable=not err.is_terminal,
+    ) as bar:
+        job = bar.add_task(f"ingest {','.join(underlyings)}", total=total, rows=0)
+
+        def advance(underlying: str, day: date, rows: int) -> None:
+            current = bar.tasks[0].fields["rows"]
+            bar.update(job, advance=1, rows=current + rows)
+
+        progress.add_listener(advance)
+        try:
+            return dict(flow_fn(params))
+        except PartialIngestError as exc:
+            _print_ingest_summary(exc.summary)
+            raise
+        finally:
+            progress.remove_listener(advance)
+
+
+def _print_ingest_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"ingest into {summary['lake']}")
+    for column in ("underlying", "partitions", "skipped", "option rows", "bar rows", "quarantined"):
+        table.add_column(column, justify="right" if column != "underlying" else "left")
+    for underlying, s in summary["underlyings"].items():
+        table.add_row(
+            underlying, str(s["partitions"]), str(s["skipped_partitions"]),
+            f"{s['rows'].get('option_quotes', 0):,}", f"{s['rows'].get('underlying_bars', 0):,}",
+            f"{sum(s['quarantined'].values()):,}",
+        )
+    for underlying, message in summary["failed"].items():
+        table.add_row(underlying, "FAILED", "", "", "", message)
+    out.print(table)
+
+
+UnderlyingsOpt = Annotated[str | None, typer.Option(help="Comma-separated, e.g. SPY,QQQ (default: settings)")]
+StartOpt = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First trading date")]
+EndOpt = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Last trading date")]
+SeedOpt = Annotated[int | None, typer.Option(help="Random seed (default: settings)")]
+SignalOpt = Annotated[SignalChoice | None, typer.Option(help="none: no edge; planted: weak documented edge")]
+
+
+@ingest_app.command("synthetic")
+def ingest_synthetic(
+    underlyings: UnderlyingsOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    seed: SeedOpt = None,
+    signal: SignalOpt = None,
+    intraday: Annotated[bool, typer.Option(help="Hourly snapshots in regular trading hours")] = False,
+    replace: Annotated[bool, typer.Option(help="Replace whole partitions instead of merging snapshots")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """Generate the seeded synthetic market and ingest it (runs the ingest-chains flow).
+
+    Without --start/--end, writes the latest snapshot as of now.
+    """
+    settings = _settings()
+    params = _params(
+        underlyings=underlyings, start=start.date() if start else None,
+        end=end.date() if end else None, seed=seed, signal=signal.value if signal else None,
+        intraday=intraday, mode="replace" if replace else "merge",
+    )
+    from flows.ingest import ingest_chains
+
+    summary = _run_with_progress(ingest_chains, params, settings)
+    _emit_summary(summary, as_json)
+
+
+@backfill_app.command("synthetic")
+def backfill_synthetic(
+    start: StartOpt = None,
+    end: EndOpt = None,
+    underlyings: UnderlyingsOpt = None,
+    seed: SeedOpt = None,
+    signal: SignalOpt = None,
+    intraday: Annotated[bool, typer.Option(help="Hourly snapshots in regular trading hours")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Rewrite partitions that already exist")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """Load a date range of the synthetic market, skipping partitions already written."""
+    settings = _settings()
+    params = _params(
+        _backfill=True, underlyings=underlyings, start=start.date() if start else None,
+        end=end.date() if end else None, seed=seed, signal=signal.value if signal else None,
+        intraday=intraday, overwrite=overwrite,
+    )
+    from flows.ingest import backfill
+
+    summary = _run_with_progress(backfill, params, settings)
+    _emit_summary(summary, as_json)
+
+
+def _emit_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(summary, default=str))
+    else:
+        _print_ingest_summary(summary)
+
+
+@lake_app.command("status")
+def lake_status_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON")] = False,
+) -> None:
+    """Tables, partitions, rows, date ranges, quarantine counts and the last ingest."""
+    from data_lake.status import lake_status
+
+    report = lake_status(_settings().lake)
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
+        return
+    _print_status(report)
+
+
+def _print_status(report: dict[str, Any]) -> None:
+    table = Table(title=f"lake {report['lake']}")
+    for column in ("table", "partitions", "rows", "MB", "underlyings", "dates", "last write (UTC)"):
+        table.add_column(column)
+    for t in report["tables"]:
+        dates = f"{t['first_date']} .. {t['last_date']}" if t["first_date"] else "-"
+        table.add_row(
+            t["table"], f"{t['partitions']:,}", f"{t['rows']:,}", f"{t['bytes'] / 1e6:.1f}",
+            ",".join(t["underlyings"]) or "-", dates, (t["last_write"] or "-")[:19],
+        )
+    out.print(table)
+    if report["quarantine"]:
+        q = Table(title="quarantine (rows per failed check)")
+        for column in ("source_table", "source", "underlying", "reason", "rows"):
+            q.add_column(column)
+        for row in report["quarantine"]:
+            q.add_row(*(str(row[c]) for c in ("source_table", "source", "underlying", "reason", "rows")))
+        out.print(q)
+    else:
+        out.print("quarantine: empty")
+    for bad in report["corrupt_files"]:
+        err.print(f"[red]corrupt file[/red] {bad['file']}: {bad['error']}")
+    out.print(f"last ingest: {report['last_ingest'] or 'never'}")
+
+
+@app.command("sql")
+def sql_cmd(
+    query: Annotated[str, typer.Argument(help="SQL over the lake's views (option_quotes, underlying_bars, quarantine)")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format")] = OutputFormat.table,
+    max_rows: Annotated[int, typer.Option(help="Rows shown in table format")] = 50,
+) -> None:
+    """Run DuckDB SQL against the lake."""
+    import polars as pl
+
+    from data_lake.catalog import query as run_query
+
+    frame = run_query(_settings().lake, query)
+    if fmt is OutputFormat.csv:
+        sys.stdout.write(frame.write_csv())
+    elif fmt is OutputFormat.json:
+        sys.stdout.write(json.dumps(frame.to_dicts(), default=str) + "\n")
+    else:
+        with pl.Config(tbl_rows=max_rows, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=40):
+            out.print(str(frame), markup=False, highlight=False)
+
+
+@app.command("demo")
+def demo_cmd(
+    start: StartOpt = None,
+    end: EndOpt = None,
+) -> None:
+    """Run the embedded pipeline end to end on the synthetic market (no network, no keys)."""
+    from flows.demo import run_demo
+
+    settings = _settings()
+    run_demo(
+        settings,
+        start=start.date() if start else None,
+        end=end.date() if end else None,
+        console=out,
+        run_flow=lambda flow_fn, params: _run_with_progress(flow_fn, params, settings),
+    )
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one line on stderr."""
+    try:
+        prepare_environment(load_settings().home)  # before anything imports prefect
+        app(standalone_mode=False)
+    except PartialIngestError as exc:
+        _fail(str(exc), 1)
+    except VolflowError as exc:
+        _fail(str(exc), 2)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,149 @@
+"""One frozen settings object: defaults < YAML file < ``VOLFLOW_*`` environment.
+
+The YAML file is ``$VOLFLOW_CONFIG`` if set, else ``volflow.yaml`` in the working
+directory if present. Nested keys use ``__`` in the environment, e.g.
+``VOLFLOW_SYNTHETIC__SEED=3``. Loaded once by the CLI or a flow and passed down.
+All state lives under ``home`` (``VOLFLOW_HOME``, default ``.volflow``).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    YamlConfigSettingsSource,
+)
+
+from data_lake.errors import ConfigError
+from data_lake.lake import Lake, validate_symbol
+from data_lake.sources.synthetic import DEFAULT_UNIVERSE, SyntheticConfig, UnderlyingProfile
+
+
+class ProfileSettings(BaseModel):
+    """A synthetic underlying added or overridden from the settings file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    spot: float = Field(gt=0)
+    vol: float = Field(gt=0, lt=3)
+    dividend_yield: float = Field(default=0.01, ge=0, lt=0.2)
+    skew: float = 0.1
+    smile: float = 0.02
+    penny: bool = True
+    weeklies: int = Field(default=5, ge=0, le=8)
+    liquidity: float = Field(default=1.0, gt=0)
+
+
+class SyntheticSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    seed: int = 7
+    signal: Literal["none", "planted"] = "none"
+    rate: float = Field(default=0.04, ge=-0.05, le=0.5)
+    expiry_months: int = Field(default=12, ge=1, le=36)
+    strike_range_sd: tuple[float, float] = (-3.5, 2.5)
+    planted_sd: float = Field(default=0.06, ge=0, le=0.5)
+    universe: dict[str, ProfileSettings] = Field(default_factory=dict)
+
+    def to_config(self, **overrides: object) -> SyntheticConfig:
+        universe = dict(DEFAULT_UNIVERSE)
+        for name, prof in self.universe.items():
+            universe[validate_symbol(name)] = UnderlyingProfile(**prof.model_dump())
+        values: dict[str, object] = {
+            "seed": self.seed,
+            "signal": self.signal,
+            "rate": self.rate,
+            "expiry_months": self.expiry_months,
+            "strike_range_sd": self.strike_range_sd,
+            "planted_sd": self.planted_sd,
+            "universe": universe,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return SyntheticConfig(**values)  # type: ignore[arg-type]
+
+
+class IngestSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    concurrency: int = Field(default=2, ge=1, le=64)  # underlyings ingested at once
+    retries: int = Field(default=2, ge=0, le=10)  # on I/O errors only
+    retry_delay_seconds: float = Field(default=2.0, ge=0)
+
+
+class Settings(BaseSettings):
+    """volflow's settings (see the module docstring for precedence)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VOLFLOW_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    home: Path = Path(".volflow")
+    underlyings: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["SPY", "QQQ"])
+    default_start: date | None = None
+    synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+
+    @field_validator("underlyings", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [s.strip().upper() for s in value.split(",") if s.strip()]
+        return value
+
+    @field_validator("underlyings")
+    @classmethod
+    def _valid_symbols(cls, value: list[str]) -> list[str]:
+        return [validate_symbol(s) for s in value]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = config_path()
+        if config_file is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def lake(self) -> Lake:
+        return Lake(self.home.resolve() / "lake")
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.home.resolve() / "prefect"
+
+
+def config_path() -> Path | None:
+    """The settings file in use, if any; a named file that does not exist is an error."""
+    named = os.environ.get("VOLFLOW_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError(f"VOLFLOW_CONFIG names {path}, which is not a file")
+        return path
+    local = Path("volflow.yaml")
+    return local if local.is_file() else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Load settings once; validation errors become one clear ConfigError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except SettingsError as exc:
+        raise ConfigError(f"invalid setting: {exc}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid setting {where or '(root)'}: {first['msg']}") from exc
