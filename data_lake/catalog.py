@@ -41,7 +41,7 @@ def _view_sql(lake: Lake, spec: TableSpec) -> str:
     if any(lake.table_dir(spec.name).glob("underlying=*/date=*/*.parquet")):
         return (
             f"CREATE OR REPLACE VIEW {spec.name} AS SELECT {columns} FROM read_parquet("
-            f"{_quote(pattern)}, hive_partitioning = true, union_by_name = true, "
+            f"{_quote(pattern)}, hive_partitioning = true, "
             "hive_types = {'underlying': VARCHAR, 'date': DATE})"
         )
     typed = ", ".join(

@@ -1,0 +1,90 @@
+"""Shared fixtures: offline environment, temporary homes, one Prefect server per session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+# Offline, quiet, deterministic: set before anything imports prefect.
+os.environ.update(
+    {
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+)
+os.environ.pop("VOLFLOW_CONFIG", None)
+for _key in [k for k in os.environ if k.startswith("VOLFLOW_")]:
+    os.environ.pop(_key)
+
+import polars as pl  # noqa: E402
+import pytest  # noqa: E402
+
+from data_lake.lake import Lake  # noqa: E402
+from data_lake.schemas import OPTION_QUOTES  # noqa: E402
+
+SNAPSHOT = datetime(2024, 1, 2, 21, 0, tzinfo=UTC)
+DAY = date(2024, 1, 2)
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return Lake(tmp_path / "lake")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh VOLFLOW_HOME for code that loads settings."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("VOLFLOW_HOME", str(path))
+    monkeypatch.chdir(tmp_path)
+    return path
+
+
+def make_quotes(n: int = 4, ts: datetime = SNAPSHOT, **overrides: Any) -> pl.DataFrame:
+    """A small valid option_quotes frame (one snapshot of SPY on 2024-01-02)."""
+    strikes = [470.0 + 5 * i for i in range(n)]
+    rows = {
+        "underlying": ["SPY"] * n,
+        "date": [DAY] * n,
+        "contract_id": [f"SPY240119C{int(k * 1000):08d}" for k in strikes],
+        "expiry": [date(2024, 1, 19)] * n,
+        "strike": strikes,
+        "right": ["C"] * n,
+        "exercise_style": ["american"] * n,
+        "settlement": ["PM"] * n,
+        "multiplier": [100.0] * n,
+        "bid": [5.0 - i * 0.5 for i in range(n)],
+        "ask": [5.2 - i * 0.5 for i in range(n)],
+        "bid_size": [10] * n,
+        "ask_size": [12] * n,
+        "last": [5.1] * n,
+        "volume": [100] * n,
+        "open_interest": [1000] * n,
+        "underlying_price": [472.65] * n,
+        "ts_event": [ts] * n,
+        "ts_init": [ts] * n,
+        "source": ["test"] * n,
+    }
+    rows.update({k: v if isinstance(v, list) else [v] * n for k, v in overrides.items()})
+    return pl.DataFrame(rows, schema=OPTION_QUOTES.schema)
+
+
+@pytest.fixture
+def quotes() -> Callable[..., pl.DataFrame]:
+    return make_quotes
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """One real temporary Prefect server for the whole session (~10 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield

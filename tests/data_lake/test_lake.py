@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from data_lake.errors import ConfigError, LakeError
+from data_lake.lake import (
+    Lake,
+    iter_partitions,
+    read_partition,
+    write_partition,
+)
+from data_lake.schemas import OPTION_QUOTES, QUARANTINE
+from tests.conftest import DAY, SNAPSHOT, make_quotes
+
+QuotesFactory = Callable[..., pl.DataFrame]
+
+
+def _lake_files(lake: Lake) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(lake.root)): p.read_bytes()
+        for p in sorted(lake.root.rglob("*.parquet"))
+        if "_staging" not in p.parts
+    }
+
+
+def test_write_creates_hive_partition_without_partition_columns(lake: Lake, quotes: QuotesFactory) -> None:
+    result = write_partition(lake, OPTION_QUOTES, quotes(), "SPY", DAY)
+    expected = lake.root / "option_quotes" / "underlying=SPY" / "date=2024-01-02" / "part-0.parquet"
+    assert result.path == expected and expected.exists()
+    stored = pl.read_parquet(expected)
+    assert "underlying" not in stored.columns and "date" not in stored.columns
+    assert result.rows_written == 4 and result.rows_total == 4 and result.quarantined == 0
+
+
+def test_read_partition_round_trips_the_frame(lake: Lake, quotes: QuotesFactory) -> None:
+    frame = quotes()
+    write_partition(lake, OPTION_QUOTES, frame, "SPY", DAY)
+    assert read_partition(lake, OPTION_QUOTES, "SPY", DAY).equals(frame)
+
+
+def test_writing_the_same_partition_twice_does_not_duplicate_rows(lake: Lake, quotes: QuotesFactory) -> None:
+    write_partition(lake, OPTION_QUOTES, quotes(), "SPY", DAY)
+    first = _lake_files(lake)
+    result = write_partition(lake, OPTION_QUOTES, quotes(), "SPY", DAY)
+    assert result.rows_total == 4
+    assert _lake_files(lake) == first  # byte-identical
+
+
+def test_merge_adds_a_new_snapshot_and_keeps_the_earlier_one(lake: Lake) -> None:
+    later = SNAPSHOT - timedelta(hours=2)
+    write_partition(lake, OPTION_QUOTES, make_quotes(ts=later), "SPY", DAY)
+    result = write_partition(lake, OPTION_QUOTES, make_quotes(ts=SNAPSHOT), "SPY", DAY)
+    assert result.rows_total == 8
+    stored = read_partition(lake, OPTION_QUOTES, "SPY", DAY)
+    assert stored["ts_event"].n_unique() == 2
+
+
+def test_merge_replaces_a_snapshot_written_again(lake: Lake) -> None:
+    write_partition(lake, OPTION_QUOTES, make_quotes(n=4), "SPY", DAY)
+    write_partition(lake, OPTION_QUOTES, make_quotes(n=2, bid=[1.0, 1.0]), "SPY", DAY)
+    stored = read_partition(lake, OPTION_QUOTES, "SPY", DAY)
+    assert stored.height == 2 and stored["bid"].to_list() == [1.0, 1.0]
+
+
+def test_replace_mode_swaps_the_whole_partition(lake: Lake) -> None:
+    write_partition(lake, OPTION_QUOTES, make_quotes(ts=SNAPSHOT - timedelta(hours=1)), "SPY", DAY)
+    write_partition(lake, OPTION_QUOTES, make_quotes(n=2), "SPY", DAY, mode="replace")
+    assert read_partition(lake, OPTION_QUOTES, "SPY", DAY).height == 2
+
+
+def test_bad_rows_go_to_quarantine_and_the_rest_is_written(lake: Lake) -> None:
+    frame = make_quotes(bid=[5.0, 9.0, 4.0, 3.0])  # row 1: bid above ask
+    result = write_partition(lake, OPTION_QUOTES, frame, "SPY", DAY)
+    assert (result.rows_written, result.quarantined) == (3, 1)
+    assert result.reasons == {"bid_above_ask": 1}
+    qfile = lake.quarantine_file("option_quotes", "SPY", DAY)
+    assert pl.read_parquet(qfile)["reason"].to_list() == ["bid_above_ask"]
+
+
+def test_rewriting_a_fixed_snapshot_clears_its_quarantine(lake: Lake) -> None:
+    write_partition(lake, OPTION_QUOTES, make_quotes(bid=[5.0, 9.0, 4.0, 3.0]), "SPY", DAY)
+    write_partition(lake, OPTION_QUOTES, make_quotes(), "SPY", DAY)
+    assert not lake.quarantine_file("option_quotes", "SPY", DAY).exists()
+    assert read_partition(lake, OPTION_QUOTES, "SPY", DAY).height == 4
+
+
+def test_rows_of_another_partition_are_refused_and_nothing_is_written(lake: Lake) -> None:
+    with pytest.raises(LakeError, match="belong to another partition"):
+        write_partition(lake, OPTION_QUOTES, make_quotes(), "QQQ", DAY)
+    assert _lake_files(lake) == {}
+
+
+def test_failure_while_writing_leaves_earlier_partitions_and_no_partial_file(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_partition(lake, OPTION_QUOTES, make_quotes(), "SPY", DAY)
+    before = _lake_files(lake)
+
+    def explode(self: pl.DataFrame, path: Path, **kwargs: object) -> None:
+        Path(path).write_bytes(b"PAR1 half a file")  # a partial file in the staging area
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", explode)
+    next_day = DAY + timedelta(days=1)
+    frame = make_quotes(ts=SNAPSHOT + timedelta(days=1), date=next_day)
+    with pytest.raises(LakeError, match="No space left on device"):
+        write_partition(lake, OPTION_QUOTES, frame, "SPY", next_day)
+    with pytest.raises(LakeError):  # and an overwrite of an existing partition
+        write_partition(lake, OPTION_QUOTES, make_quotes(n=2), "SPY", DAY)
+    assert _lake_files(lake) == before
+    assert list(lake.staging_dir.iterdir()) == []
+
+
+def test_corrupt_existing_partition_is_a_clear_error_and_stays_untouched(lake: Lake) -> None:
+    write_partition(lake, OPTION_QUOTES, make_quotes(), "SPY", DAY)
+    target = lake.data_file("option_quotes", "SPY", DAY)
+    target.write_bytes(b"not parquet at all")
+    with pytest.raises(LakeError, match=r"corrupt or unreadable lake file .*part-0\.parquet"):
+        write_partition(lake, OPTION_QUOTES, make_quotes(ts=SNAPSHOT - timedelta(hours=1)), "SPY", DAY)
+    assert target.read_bytes() == b"not parquet at all"
+
+
+def test_invalid_symbol_cannot_become_a_folder(lake: Lake) -> None:
+    with pytest.raises(ConfigError, match="invalid underlying symbol"):
+        lake.partition_dir("option_quotes", "../etc", DAY)
+
+
+def test_unwritable_lake_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(LakeError, match="not writable.*VOLFLOW_HOME"):
+        Lake(blocker / "lake").ensure_writable()
+
+
+def test_iter_partitions_lists_each_partition(lake: Lake) -> None:
+    write_partition(lake, OPTION_QUOTES, make_quotes(), "SPY", DAY)
+    assert [(p.underlying, p.day) for p in iter_partitions(lake, "option_quotes")] == [("SPY", DAY)]
+    assert list(iter_partitions(lake, QUARANTINE.name)) == []
+
+
+snapshot_offsets = st.lists(st.integers(min_value=0, max_value=5), min_size=1, max_size=6)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(offsets=snapshot_offsets, repeat=st.integers(min_value=1, max_value=3))
+def test_partition_content_depends_only_on_the_last_write_of_each_snapshot(
+    tmp_path_factory: pytest.TempPathFactory, offsets: list[int], repeat: int
+) -> None:
+    """Writing any sequence of snapshots, some several times, equals writing each once."""
+    lake = Lake(tmp_path_factory.mktemp("lake"))
+    base = datetime(2024, 1, 2, 15, 0, tzinfo=UTC)
+    for _ in range(repeat):
+        for offset in offsets:
+            write_partition(lake, OPTION_QUOTES, make_quotes(ts=base + timedelta(hours=offset)), "SPY", DAY)
+    stored = read_partition(lake, OPTION_QUOTES, "SPY", DAY)
+    assert stored.height == 4 * len(set(offsets))
+    assert stored.select("contract_id", "ts_event").is_unique().all()
+    once = Lake(tmp_path_factory.mktemp("once"))
+    for offset in sorted(set(offsets)):
+        write_partition(lake=once, spec=OPTION_QUOTES, frame=make_quotes(ts=base + timedelta(hours=offset)),
+                        underlying="SPY", day=DAY)
+    assert stored.equals(read_partition(once, OPTION_QUOTES, "SPY", DAY))
+

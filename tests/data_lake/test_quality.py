@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import date
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from data_lake.errors import DataQualityError
+from data_lake.quality import check, conform
+from data_lake.schemas import OPTION_QUOTES, UNDERLYING_BARS
+from tests.conftest import SNAPSHOT, make_quotes
+
+QuotesFactory = Callable[..., pl.DataFrame]
+
+
+def test_valid_frame_passes_untouched(quotes: QuotesFactory) -> None:
+    frame = quotes()
+    result = check(frame, OPTION_QUOTES)
+    assert result.quarantined.is_empty()
+    assert result.valid.equals(frame)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("bid", float("nan"), "non_finite_price"),
+        ("ask", float("inf"), "non_finite_price"),
+        ("bid", -0.05, "negative_price"),
+        ("strike", 0.0, "non_positive_strike"),
+        ("strike", -5.0, "non_positive_strike"),
+        ("expiry", date(2023, 12, 29), "expiry_before_quote_date"),
+        ("underlying_price", None, "missing_underlying_price"),
+        ("underlying_price", 0.0, "missing_underlying_price"),
+        ("right", "X", "invalid_right"),
+        ("contract_id", None, "missing_field"),
+        ("volume", -1, "negative_size"),
+    ],
+)
+def test_bad_row_is_quarantined_with_its_reason(
+    quotes: QuotesFactory, column: str, value: object, reason: str
+) -> None:
+    frame = quotes()
+    frame = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 1)
+        .then(pl.lit(value, dtype=OPTION_QUOTES.schema[column]))
+        .otherwise(pl.col(column))
+        .alias(column)
+    )
+    result = check(frame, OPTION_QUOTES)
+    assert result.valid.height == 3
+    assert result.quarantined.height == 1
+    assert reason in result.quarantined["reason"][0].split(";")
+    assert result.quarantined["source_table"][0] == "option_quotes"
+    assert result.quarantined["source"][0] == "test"
+
+
+def test_bid_above_ask_is_quarantined(quotes: QuotesFactory) -> None:
+    frame = quotes(bid=[5.0, 6.0, 4.0, 3.0], ask=[5.2, 5.5, 4.2, 3.1])
+    result = check(frame, OPTION_QUOTES)
+    assert result.quarantined["reason"].to_list() == ["bid_above_ask"]
+    assert result.reason_counts == {"bid_above_ask": 1}
+
+
+def test_row_failing_several_checks_lists_every_reason(quotes: QuotesFactory) -> None:
+    frame = quotes(n=1, bid=-1.0, strike=0.0)
+    reasons = set(check(frame, OPTION_QUOTES).quarantined["reason"][0].split(";"))
+    assert {"negative_price", "non_positive_strike"} <= reasons
+
+
+def test_exact_duplicate_keeps_one_copy_and_quarantines_the_rest(quotes: QuotesFactory) -> None:
+    frame = quotes()
+    doubled = pl.concat([frame, frame.head(1)])
+    result = check(doubled, OPTION_QUOTES)
+    assert result.valid.height == 4
+    assert result.quarantined["reason"].to_list() == ["duplicate_row"]
+
+
+def test_conflicting_duplicates_are_all_quarantined(quotes: QuotesFactory) -> None:
+    frame = quotes()
+    conflicting = frame.head(1).with_columns(pl.col("bid") + 0.01)
+    result = check(pl.concat([frame, conflicting]), OPTION_QUOTES)
+    assert result.valid.height == 3
+    assert result.quarantined["reason"].to_list() == ["conflicting_duplicate"] * 2
+
+
+def test_quarantine_record_keeps_the_row_as_json(quotes: QuotesFactory) -> None:
+    frame = quotes(n=1, strike=-1.0)
+    record = check(frame, OPTION_QUOTES).quarantined["record"][0]
+    assert '"strike":-1.0' in record and '"contract_id":"SPY240119C00470000"' in record
+
+
+def test_conform_names_the_missing_column() -> None:
+    frame = pl.DataFrame({"underlying": ["SPY"], "bid": [1.0]})
+    with pytest.raises(DataQualityError, match=r"origin\.csv: missing required column\(s\).*contract_id"):
+        conform(frame, OPTION_QUOTES, "origin.csv")
+
+
+def test_conform_names_the_uncastable_column(quotes: QuotesFactory) -> None:
+    frame = quotes().with_columns(pl.lit("abc").alias("bid"))
+    with pytest.raises(DataQualityError, match=r"file\.csv: column 'bid'.*Float64"):
+        conform(frame, OPTION_QUOTES, "file.csv")
+
+
+def test_bar_with_high_below_close_is_quarantined() -> None:
+    bars = pl.DataFrame(
+        {
+            "underlying": ["SPY"], "date": [date(2024, 1, 2)],
+            "ts_event": [SNAPSHOT], "bar_seconds": [86400], "open": [470.0], "high": [471.0],
+            "low": [469.0], "close": [472.0], "volume": [10], "ts_init": [SNAPSHOT],
+            "source": ["t"],
+        }
+    )
+    result = check(conform(bars, UNDERLYING_BARS, "t"), UNDERLYING_BARS)
+    assert result.quarantined["reason"].to_list() == ["high_low_inconsistent"]
+
+
+prices = st.one_of(
+    st.floats(min_value=-10, max_value=1000, allow_nan=False, allow_infinity=False),
+    st.sampled_from([math.nan, math.inf, -math.inf, 0.0]),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    bids=st.lists(prices, min_size=1, max_size=12),
+    asks=st.lists(prices, min_size=12, max_size=12),
+    strikes=st.lists(st.sampled_from([-1.0, 0.0, 100.0, 105.0]), min_size=12, max_size=12),
+    spots=st.lists(st.one_of(st.none(), prices), min_size=12, max_size=12),
+)
+def test_checks_lose_no_row_and_keep_only_clean_rows(
+    bids: list[float], asks: list[float], strikes: list[float], spots: list[float | None]
+) -> None:
+    n = len(bids)
+    frame = make_quotes(
+        n=n, bid=bids, ask=asks[:n], strike=strikes[:n], underlying_price=spots[:n]
+    ).with_columns(
+        pl.format("SPY240119C{}", pl.int_range(pl.len())).alias("contract_id")
+    )
+    result = check(frame, OPTION_QUOTES)
+    assert result.valid.height + result.quarantined.height == n  # nothing lost
+    valid = result.valid
+    for column in ("bid", "ask", "underlying_price", "strike"):
+        assert valid[column].is_finite().all()
+    assert (valid["bid"] >= 0).all() and (valid["bid"] <= valid["ask"]).all()
+    assert (valid["strike"] > 0).all() and (valid["underlying_price"] > 0).all()
+    assert (result.quarantined["reason"] != "").all()
