@@ -78,7 +78,7 @@ class UnderlyingProfile:
     dividend_yield: float = 0.015
     skew: float = 0.12
     smile: float = 0.02
-    variance_risk_premium: float = 0.2
+    variance_risk_premium: float = 0.3
     penny: bool = True  # all strikes quote in $0.01
     weeklies: int = 5
     exercise_style: str = "american"
@@ -216,7 +216,8 @@ def _chain_frame(
     p = config.profile(underlying)
     surface = p.surface()
     mispricing = sim.mispricing if config.signal == "planted" else 0.0
-    open_atm = float(atm_implied_vol(surface, sim.variances[0], np.array([30 / YEAR_DAYS]), mispricing)[0])
+    # strikes are listed off the fair 30-day vol, so both signal modes list the same contracts
+    open_atm = float(atm_implied_vol(surface, sim.variances[0], np.array([30 / YEAR_DAYS]), 0.0)[0])
     listing = listing_for_day(
         calendar, sim.session.day, sim.spots[0], open_atm, p.weeklies, config.expiry_months,
         config.strike_range_sd,
