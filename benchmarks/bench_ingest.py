@@ -21,7 +21,8 @@ source (``data_lake.sources.synthetic.generate``) streams one batch per
 * (c) BASELINE, the store of the seed tutorial articles: a SQLite file database
   with a table ``option_quotes`` (the lake schema's columns, ``PRIMARY KEY
   (contract_id, ts_event)``), one ``cursor.execute("INSERT OR REPLACE ...", row)``
-  per row of ``frame.iter_rows()`` and one commit per (underlying, session).
+  per row of ``frame.iter_rows()`` and one commit per (underlying, session);
+  dates and UTC timestamps are stored as ISO text (``YYYY-MM-DD HH:MM:SS``).
   To bound the run time it stores only the first ``--baseline-sessions``
   sessions of each underlying (option quotes only: no bars, no checks) and its
   rows/s comes from that subset.

@@ -31,6 +31,7 @@ the expected average variance plus a variance risk premium.
 from __future__ import annotations
 
 import math
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -198,13 +199,42 @@ def _simulate_day(
     return SimulatedDay(session, grid, spots, variances, state.mispricing)
 
 
+# Market state at the first session of each month, per path: a resumed path is
+# bit-identical to a full one (each day draws from its own RNG stream), so later
+# calls start from the nearest checkpoint instead of the anchor session.
+_CHECKPOINTS: dict[tuple[object, ...], dict[date, tuple[float, float, float]]] = {}
+_CHECKPOINTS_LOCK = threading.Lock()
+
+
+def _path_key(underlying: str, config: SyntheticConfig) -> tuple[object, ...]:
+    profile = config.profile(underlying)
+    return (underlying, config.seed, profile, config.planted_sd, config.planted_phi)
+
+
 def simulate_path(
-    underlying: str, end: date, config: SyntheticConfig, calendar: ExchangeCalendar
+    underlying: str,
+    end: date,
+    config: SyntheticConfig,
+    calendar: ExchangeCalendar,
+    start: date | None = None,
 ) -> Iterator[SimulatedDay]:
-    """Every session's path from the anchor session to ``end`` (callers skip ahead)."""
+    """The path from the anchor session to ``end``; with ``start``, it may begin at any
+    session on or before ``start`` (resuming from a cached monthly checkpoint)."""
     p = config.profile(underlying)
-    state = MarketState(math.log(p.spot), p.vol**2, 0.0)
-    for session in calendar.sessions(calendar.first_day, end):
+    key = _path_key(underlying, config)
+    with _CHECKPOINTS_LOCK:
+        checkpoints = _CHECKPOINTS.setdefault(key, {})
+        usable = [d for d in checkpoints if start is not None and d <= start]
+        resume = max(usable) if usable else calendar.first_day
+        log_spot, variance, mispricing = checkpoints.get(resume, (math.log(p.spot), p.vol**2, 0.0))
+    state = MarketState(log_spot, variance, mispricing)
+    previous_month = None
+    for session in calendar.sessions(resume, end):
+        month = (session.day.year, session.day.month)
+        if month != previous_month:
+            with _CHECKPOINTS_LOCK:
+                checkpoints[session.day] = (state.log_spot, state.variance, state.mispricing)
+            previous_month = month
         rng = np.random.default_rng(_stream_seed(config.seed, underlying, session.day, 0))
         yield _simulate_day(state, p, config, session, rng)
 
@@ -331,7 +361,7 @@ def generate(
     calendar = calendar or exchange_calendar()
     config.profile(underlying)  # fail fast on an unknown underlying
     calendar.sessions(start, end)  # fail fast on a bad range
-    for sim in simulate_path(underlying, end, config, calendar):
+    for sim in simulate_path(underlying, end, config, calendar, start=start):
         if sim.session.day < start or (skip_day is not None and skip_day(sim.session.day)):
             continue
         yield SourceBatch(

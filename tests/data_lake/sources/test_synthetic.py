@@ -197,3 +197,14 @@ def test_latest_snapshot_is_the_last_one_published(now: datetime, expected_local
     assert local == expected_local
     assert (UNDERLYING_BARS.name in batch.frames) == with_bar
     assert quotes["ts_event"][0] <= now
+
+
+def test_resuming_from_a_checkpoint_gives_the_identical_path() -> None:
+    config = SyntheticConfig(seed=12, signal="planted")
+    cal = exchange_calendar()
+    full = [d for d in simulate_path("IWM", date(2016, 6, 30), config, cal) if d.session.day >= date(2016, 6, 1)]
+    resumed = [d for d in simulate_path("IWM", date(2016, 6, 30), config, cal, start=date(2016, 6, 10))
+               if d.session.day >= date(2016, 6, 1)]
+    assert [(d.spots, d.variances, d.mispricing) for d in full] == [
+        (d.spots, d.variances, d.mispricing) for d in resumed
+    ]
