@@ -3,31 +3,48 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from data_lake.errors import VolflowError
 
-from data_lake.lake import Lake, PartitionWrite, WriteMode, write_partition
+from data_lake.lake import Lake, PartitionInput, PartitionWrite, WriteMode, write_partitions
 from data_lake.schemas import table_spec
 from data_lake.sources.base import SourceBatch
 
 
+def write_batches(
+    lake: Lake, batches: list[SourceBatch], mode: WriteMode = "merge"
+) -> list[PartitionWrite]:
+    """Write a group of source batches, table by table, checks done once per table."""
+    by_table: dict[str, list[PartitionInput]] = {}
+    for batch in batches:
+        for table, frame in batch.frames.items():
+            origin = batch.origin or f"{table} {batch.underlying} {batch.day}"
+            by_table.setdefault(table, []).append((batch.underlying, batch.day, frame, origin))
+    writes: list[PartitionWrite] = []
+    for table, items in by_table.items():
+        writes.extend(write_partitions(lake, table_spec(table), items, mode=mode))
+    return writes
+
+
 def write_batch(lake: Lake, batch: SourceBatch, mode: WriteMode = "merge") -> list[PartitionWrite]:
     """Write every table of one batch to its partition (quality checks included)."""
-    return [
-        write_partition(
-            lake,
-            table_spec(table),
-            frame,
-            batch.underlying,
-            batch.day,
-            origin=batch.origin or f"{table} {batch.underlying} {batch.day}",
-            mode=mode,
-        )
-        for table, frame in batch.frames.items()
-    ]
+    return write_batches(lake, [batch], mode)
+
+
+def chunked(batches: Iterable[SourceBatch], size: int) -> Iterator[list[SourceBatch]]:
+    """Group a stream of batches into lists of ``size`` (memory stays bounded)."""
+    chunk: list[SourceBatch] = []
+    for batch in batches:
+        chunk.append(batch)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 @dataclass

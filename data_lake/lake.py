@@ -20,6 +20,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -29,12 +30,13 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from data_lake.errors import LakeError
-from data_lake.quality import check, conform
+from data_lake.quality import CheckedFrame, check, conform
 from data_lake.schemas import PARTITION_COLUMNS, QUARANTINE, TableSpec
 
 logger = logging.getLogger(__name__)
 
 WriteMode = Literal["merge", "replace"]
+WRITE_THREADS = min(4, os.cpu_count() or 1)
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
 DATA_FILE = "part-0.parquet"
 
@@ -120,6 +122,18 @@ def read_parquet_file(path: Path) -> pl.DataFrame:
         ) from exc
 
 
+def _fsync_directory(path: Path) -> None:
+    """Make a rename in ``path`` durable (POSIX); a no-op where directories can't be opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write_parquet(lake: Lake, frame: pl.DataFrame, target: Path) -> None:
     """Write ``frame`` to ``target`` atomically (stage, fsync, rename)."""
     lake.staging_dir.mkdir(parents=True, exist_ok=True)
@@ -130,28 +144,39 @@ def atomic_write_parquet(lake: Lake, frame: pl.DataFrame, target: Path) -> None:
             os.fsync(handle.fileno())
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, target)
+        _fsync_directory(target.parent)
     except OSError as exc:
         raise LakeError(f"cannot write lake file {target}: {exc.strerror or exc}") from exc
     finally:
         staged.unlink(missing_ok=True)
 
 
-def _merge_snapshots(
-    existing: pl.DataFrame, incoming: pl.DataFrame, snapshot_column: str
-) -> pl.DataFrame:
-    """Existing rows of other snapshots, then the incoming rows (which win)."""
-    if existing.is_empty():
-        return incoming
-    replaced = incoming.get_column(snapshot_column).drop_nulls().unique()
-    kept = existing.filter(
-        pl.col(snapshot_column).is_not_null() & ~pl.col(snapshot_column).is_in(replaced.implode())
-    )
-    return pl.concat([kept, incoming], how="vertical")
-
-
 def _sorted(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
     keys = [c for c in (spec.snapshot_column, *spec.unique_key) if c in frame.columns]
     return frame.sort(list(dict.fromkeys(keys)), nulls_last=True, maintain_order=True)
+
+
+def _conform_partition(
+    frame: pl.DataFrame, spec: TableSpec, underlying: str, day: date, origin: str
+) -> pl.DataFrame:
+    """Conform one partition's rows; rows that name another partition are an error.
+
+    Missing partition values are filled from the partition the source declared.
+    """
+    conformed = conform(frame, spec, origin)
+    symbols, days = conformed.get_column("underlying"), conformed.get_column("date")
+    if symbols.null_count() or days.null_count():
+        conformed = conformed.with_columns(
+            pl.col("underlying").fill_null(underlying), pl.col("date").fill_null(day)
+        )
+        symbols, days = conformed.get_column("underlying"), conformed.get_column("date")
+    if not ((symbols == underlying).all() and (days == day).all()):
+        wrong = conformed.filter((pl.col("underlying") != underlying) | (pl.col("date") != day))
+        raise LakeError(
+            f"{origin}: {wrong.height} row(s) belong to another partition than "
+            f"underlying={underlying} date={day} (first: {wrong.row(0, named=True)})"
+        )
+    return conformed
 
 
 def write_partition(
@@ -170,35 +195,88 @@ def write_partition(
     The partition's file is replaced atomically; see the module docstring for
     the merge/replace semantics.
     """
-    origin = origin or f"{spec.name} {underlying} {day}"
-    conformed = conform(frame, spec, origin)
-    wrong = conformed.filter((pl.col("underlying") != underlying) | (pl.col("date") != day))
-    if not wrong.is_empty():
-        raise LakeError(
-            f"{origin}: {wrong.height} row(s) belong to another partition than "
-            f"underlying={underlying} date={day} (first: {wrong.row(0, named=True)})"
+    return write_partitions(lake, spec, [(underlying, day, frame, origin)], mode=mode)[0]
+
+
+PartitionInput = tuple[str, date, pl.DataFrame, str]  # (underlying, day, rows, origin)
+
+
+def write_partitions(
+    lake: Lake, spec: TableSpec, items: list[PartitionInput], *, mode: WriteMode = "merge"
+) -> list[PartitionWrite]:
+    """Write several partitions of one table: conform and check them in one vectorized
+    pass (the per-call cost of the checks is paid once), then replace each
+    partition's file atomically, one after the other.
+
+    Every input is conformed before anything is written, so a malformed input
+    fails the whole call with nothing written.
+    """
+    grouped: dict[tuple[str, date], PartitionInput] = {}
+    for u, d, frame, origin in items:  # several inputs for one partition become one
+        if (u, d) in grouped:
+            frame = pl.concat([grouped[(u, d)][2], frame], how="diagonal_relaxed")
+        grouped[(u, d)] = (u, d, frame, origin)
+    items = list(grouped.values())
+    conformed = [
+        _conform_partition(frame, spec, u, d, origin or f"{spec.name} {u} {d}")
+        for u, d, frame, origin in items
+    ]
+    checked = check(pl.concat(conformed) if len(conformed) > 1 else conformed[0], spec)
+    valid = checked.valid.partition_by(PARTITION_COLUMNS, as_dict=True, maintain_order=True)
+    rejected = checked.quarantined.partition_by(PARTITION_COLUMNS, as_dict=True, maintain_order=True)
+
+    def store(item: PartitionInput, rows: pl.DataFrame) -> PartitionWrite:
+        underlying, day, frame, _ = item
+        key = (underlying, day)
+        part_valid = valid.get(key, checked.valid.clear())
+        part_rejected = rejected.get(key, checked.quarantined.clear())
+        snapshots = rows.get_column(spec.snapshot_column).drop_nulls().unique()
+        total = _store_partition(lake, spec, part_valid, part_rejected, key, snapshots, mode)
+        return (
+            PartitionWrite(
+                partition=Partition(spec.name, underlying, day),
+                path=lake.data_file(spec.name, underlying, day),
+                rows_in=frame.height,
+                rows_written=part_valid.height,
+                rows_total=total,
+                quarantined=part_rejected.height,
+                reasons=CheckedFrame(part_valid, part_rejected).reason_counts,
+            )
         )
-    checked = check(conformed, spec)
-    snapshots = conformed.get_column(spec.snapshot_column).drop_nulls().unique()
+
+    if len(items) == 1 or WRITE_THREADS == 1:
+        return [store(item, rows) for item, rows in zip(items, conformed, strict=True)]
+    # Parquet encoding and fsync release the GIL: store partitions on all cores. Each
+    # partition is atomic on its own; the first error is raised after all have finished.
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        futures = [pool.submit(store, item, rows) for item, rows in zip(items, conformed, strict=True)]
+        wait(futures)
+    return [future.result() for future in futures]
+
+
+def _store_partition(
+    lake: Lake,
+    spec: TableSpec,
+    valid: pl.DataFrame,
+    rejected: pl.DataFrame,
+    key: tuple[str, date],
+    snapshots: pl.Series,
+    mode: WriteMode,
+) -> int:
+    """Merge (or replace) one partition's file, then its quarantine file; rows stored."""
+    underlying, day = key
     target = lake.data_file(spec.name, underlying, day)
-    merged = checked.valid
+    merged = valid
     if mode == "merge" and target.exists():
         existing = read_partition(lake, spec, underlying, day)
-        merged = pl.concat([_other_snapshots(existing, spec, snapshots), merged])
-    _write_quarantine(lake, spec, checked.quarantined, underlying, day, snapshots, mode)
+        # canonical order, so a partition's bytes do not depend on the order of its writes
+        merged = _sorted(pl.concat([_other_snapshots(existing, spec, snapshots), valid]), spec)
     if merged.is_empty():
         target.unlink(missing_ok=True)
     else:
-        atomic_write_parquet(lake, _sorted(merged, spec).drop(PARTITION_COLUMNS), target)
-    return PartitionWrite(
-        partition=Partition(spec.name, underlying, day),
-        path=target,
-        rows_in=frame.height,
-        rows_written=checked.valid.height,
-        rows_total=merged.height,
-        quarantined=checked.quarantined.height,
-        reasons=checked.reason_counts,
-    )
+        atomic_write_parquet(lake, merged.drop(PARTITION_COLUMNS), target)
+    _write_quarantine(lake, spec, rejected, underlying, day, snapshots, mode)
+    return merged.height
 
 
 def _other_snapshots(existing: pl.DataFrame, spec: TableSpec, snapshots: pl.Series) -> pl.DataFrame:

@@ -61,22 +61,27 @@ def conform(frame: pl.DataFrame, spec: TableSpec, origin: str) -> pl.DataFrame:
             f"{origin}: missing required column(s) {', '.join(missing)} for table "
             f"{spec.name}; expected columns: {', '.join(spec.schema.names())}"
         )
-    exprs = []
+    if frame.schema == spec.schema:
+        return frame  # already conformed (the common case for our own sources)
+    exprs = [
+        pl.col(name).cast(dtype, strict=True) if name in frame.columns else pl.lit(None, dtype=dtype).alias(name)
+        for name, dtype in spec.schema.items()
+    ]
+    try:
+        return frame.select(exprs)
+    except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError):
+        pass  # find and name the offending column below
     for name, dtype in spec.schema.items():
         if name not in frame.columns:
-            exprs.append(pl.lit(None, dtype=dtype).alias(name))
             continue
-        exprs.append(pl.col(name))
-    selected = frame.select(exprs)
-    for name, dtype in spec.schema.items():
         try:
-            selected = selected.with_columns(pl.col(name).cast(dtype, strict=True))
+            frame.select(pl.col(name).cast(dtype, strict=True))
         except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
             raise DataQualityError(
                 f"{origin}: column {name!r} of table {spec.name} cannot be read as "
                 f"{dtype}: {str(exc).splitlines()[0]}"
             ) from exc
-    return selected
+    raise DataQualityError(f"{origin}: cannot conform to table {spec.name}")  # pragma: no cover
 
 
 def _row_checks(spec: TableSpec) -> list[tuple[str, pl.Expr]]:
@@ -128,10 +133,21 @@ def _duplicate_checks(spec: TableSpec) -> list[tuple[str, pl.Expr]]:
 
 
 def check(frame: pl.DataFrame, spec: TableSpec) -> CheckedFrame:
-    """Split a conformed frame into valid rows and quarantined rows with reasons."""
+    """Split a conformed frame into valid rows and quarantined rows with reasons.
+
+    One vectorized pass computes a failure flag per row; the (costlier) reason
+    strings and the duplicate analysis run only when some row fails.
+    """
     if frame.is_empty():
         return CheckedFrame(frame, pl.DataFrame(schema=QUARANTINE.schema))
-    checks = _row_checks(spec) + _duplicate_checks(spec)
+    row_checks = _row_checks(spec)
+    failed_any = pl.any_horizontal(failed.fill_null(False) for _, failed in row_checks)
+    if spec.unique_key:
+        failed_any = failed_any | pl.struct(list(spec.unique_key)).is_duplicated()
+    flags = frame.select(failed_any.alias("_failed")).to_series()
+    if not flags.any():
+        return CheckedFrame(frame, pl.DataFrame(schema=QUARANTINE.schema))
+    checks = row_checks + _duplicate_checks(spec)
     reason = pl.concat_str(
         [pl.when(failed.fill_null(False)).then(pl.lit(name)) for name, failed in checks],
         separator=";",

@@ -49,6 +49,7 @@ class SyntheticSettings(BaseModel):
     rate: float = Field(default=0.04, ge=-0.05, le=0.5)
     expiry_months: int = Field(default=12, ge=1, le=36)
     strike_range_sd: tuple[float, float] = (-3.5, 2.5)
+    strikes_per_sd: float = Field(default=20.0, ge=2, le=100)
     planted_sd: float = Field(default=0.06, ge=0, le=0.5)
     universe: dict[str, ProfileSettings] = Field(default_factory=dict)
 
@@ -62,6 +63,7 @@ class SyntheticSettings(BaseModel):
             "rate": self.rate,
             "expiry_months": self.expiry_months,
             "strike_range_sd": self.strike_range_sd,
+            "strikes_per_sd": self.strikes_per_sd,
             "planted_sd": self.planted_sd,
             "universe": universe,
         }

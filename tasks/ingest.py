@@ -12,12 +12,16 @@ from prefect.logging import get_run_logger
 from prefect.states import State
 
 from data_lake.errors import LakeError
-from data_lake.ingest import IngestSummary, write_batch
+from data_lake.ingest import IngestSummary, chunked, write_batch, write_batches
 from data_lake.lake import Lake, WriteMode, partition_exists
 from data_lake.schemas import OPTION_QUOTES
 from data_lake.sources import synthetic
 from data_lake.sources.synthetic import SyntheticConfig
 from tasks import progress
+
+
+# Sessions written per call: the checks' fixed cost is paid once per chunk, memory stays small.
+WRITE_CHUNK_DAYS = 20
 
 
 def retry_on_io_error(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
@@ -65,10 +69,13 @@ def ingest_synthetic_range(
             return True
         return False
 
-    for batch in synthetic.generate(underlying, start, end, config, skip_day=already_written):
-        writes = write_batch(lake, batch, mode)
+    stream = synthetic.generate(underlying, start, end, config, skip_day=already_written)
+    for chunk in chunked(stream, WRITE_CHUNK_DAYS):
+        writes = write_batches(lake, chunk, mode)
         summary.add(writes)
-        progress.report(underlying, batch.day, sum(w.rows_written for w in writes))
+        for batch in chunk:
+            rows = sum(w.rows_written for w in writes if w.partition.day == batch.day)
+            progress.report(underlying, batch.day, rows)
     logger.info(
         "%s %s..%s: %d partitions written, %d skipped, rows %s, quarantined %s",
         underlying, start, end, summary.partitions, summary.skipped,

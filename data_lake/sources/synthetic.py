@@ -123,6 +123,7 @@ class SyntheticConfig:
     rate: float = 0.04
     expiry_months: int = 12
     strike_range_sd: tuple[float, float] = (-3.5, 2.5)
+    strikes_per_sd: float = 20.0  # chain density; lower it for smaller, faster test markets
     planted_sd: float = 0.06
     planted_phi: float = 0.8
     universe: dict[str, UnderlyingProfile] = field(default_factory=lambda: dict(DEFAULT_UNIVERSE))
@@ -250,7 +251,7 @@ def _chain_frame(
     open_atm = float(atm_implied_vol(surface, sim.variances[0], np.array([30 / YEAR_DAYS]), 0.0)[0])
     listing = listing_for_day(
         calendar, sim.session.day, sim.spots[0], open_atm, p.weeklies, config.expiry_months,
-        config.strike_range_sd,
+        config.strike_range_sd, config.strikes_per_sd,
     )
     snaps = range(1, len(sim.grid)) if config.intraday else [len(sim.grid) - 1]
     rng = np.random.default_rng(_stream_seed(config.seed, underlying, sim.session.day, 1))

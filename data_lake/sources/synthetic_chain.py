@@ -75,10 +75,18 @@ def nice_strike_step(raw: float) -> float:
     return float(_NICE_STEPS[min(idx, len(_NICE_STEPS) - 1)])
 
 
-def strike_grid(spot: float, sigma_tau: float, z_low: float, z_high: float) -> FloatArray:
-    """Strikes from ``z_low`` to ``z_high`` standard deviations around spot, about eight
-    per standard deviation on a customary increment."""
-    step = nice_strike_step(spot * sigma_tau / 8.0)
+def minimum_strike_step(spot: float) -> float:
+    """The finest increment listed at this price: $0.50 below $25, $1 above."""
+    return 0.5 if spot < 25 else 1.0
+
+
+def strike_grid(
+    spot: float, sigma_tau: float, z_low: float, z_high: float, per_sd: float = 20.0
+) -> FloatArray:
+    """Strikes from ``z_low`` to ``z_high`` standard deviations around spot, about
+    ``per_sd`` per standard deviation on a customary increment (for a $450 ETF at
+    17% vol: $1 strikes to about three months, $2.50-$5 beyond, as listed)."""
+    step = nice_strike_step(max(spot * sigma_tau / per_sd, minimum_strike_step(spot)))
     lo = max(step, np.floor(spot * np.exp(z_low * sigma_tau) / step) * step)
     hi = np.ceil(spot * np.exp(z_high * sigma_tau) / step) * step
     return np.arange(lo, hi + step / 2, step)
@@ -172,13 +180,14 @@ def listing_for_day(
     weeklies: int,
     months: int,
     z_range: tuple[float, float],
+    strikes_per_sd: float = 20.0,
 ) -> Listing:
     """The contracts listed on ``day``: strikes are set from the day's opening spot."""
     expiries, settles, strikes, calls = [], [], [], []
     for expiry in listed_expiries(calendar, day, weeklies, months):
         settle = calendar.session_on_or_before(expiry).close.timestamp()
         tau = max((expiry - day).days, 1) / YEAR_DAYS
-        grid = strike_grid(spot, atm_vol * np.sqrt(tau), *z_range)
+        grid = strike_grid(spot, atm_vol * np.sqrt(tau), *z_range, per_sd=strikes_per_sd)
         count = 2 * len(grid)
         expiries.append(np.full(count, np.datetime64(expiry, "D")))
         settles.append(np.full(count, settle))

@@ -66,3 +66,18 @@ def test_connect_gives_a_reusable_connection(lake: Lake) -> None:
     finally:
         con.close()
     assert (total, spy) == (16, 8)
+
+
+def test_point_read_macro_opens_only_the_named_partition(lake: Lake) -> None:
+    _fill(lake)
+    for path in lake.table_dir("option_quotes").rglob("*.parquet"):
+        if "date=2024-01-03" not in str(path) or "underlying=QQQ" in str(path):
+            path.write_bytes(b"garbage")  # every other partition, the glob's first file included
+    result = query(lake, "SELECT underlying, date, count(*) AS n FROM option_quotes_at('SPY', DATE '2024-01-03') GROUP BY ALL")
+    assert result.rows() == [("SPY", date(2024, 1, 3), 4)]
+
+
+def test_point_read_macro_on_a_missing_partition_is_a_clear_error(lake: Lake) -> None:
+    _fill(lake, days=1)
+    with pytest.raises(LakeError, match="No files found"):
+        query(lake, "SELECT * FROM option_quotes_at('SPY', DATE '2030-01-02')")
