@@ -303,18 +303,24 @@ def _chain_frame(
         },
         nan_to_null=True,
     )
-    frame = frame.with_columns(pl.when("is_call").then(pl.lit("C")).otherwise(pl.lit("P")).alias("right"))
-    return frame.with_columns(
-        occ_symbol_expr(underlying).alias("contract_id"),
+    right = pl.when(pl.col("is_call")).then(pl.lit("C")).otherwise(pl.lit("P"))
+    ts_event = pl.col("ts_event").dt.replace_time_zone("UTC")
+    return frame.select(
         pl.lit(underlying).alias("underlying"),
         pl.lit(sim.session.day).alias("date"),
+        occ_symbol_expr(underlying, right).alias("contract_id"),
+        "expiry",
+        "strike",
+        right.alias("right"),
         pl.lit(p.exercise_style).alias("exercise_style"),
         pl.lit("PM").alias("settlement"),
         pl.lit(100.0).alias("multiplier"),
-        pl.col("ts_event").dt.replace_time_zone("UTC"),
-        pl.col("ts_event").dt.replace_time_zone("UTC").alias("ts_init"),
+        "bid", "ask", "bid_size", "ask_size", "last", "volume", "open_interest",
+        "underlying_price",
+        ts_event.alias("ts_event"),
+        ts_event.alias("ts_init"),
         pl.lit(SOURCE_NAME).alias("source"),
-    ).select(OPTION_QUOTES.schema.names())
+    )
 
 
 def _bar_frame(underlying: str, sim: SimulatedDay, config: SyntheticConfig) -> pl.DataFrame:
@@ -328,22 +334,20 @@ def _bar_frame(underlying: str, sim: SimulatedDay, config: SyntheticConfig) -> p
     day_return = abs(math.log(sim.spots[-1] / sim.spots[0]))
     volume = int(p.liquidity * 2e7 * rng.lognormal(0, 0.25) * (1 + 20 * day_return))
     close_ts = sim.session.close
-    return pl.DataFrame(
-        {
-            "underlying": [underlying],
-            "date": [sim.session.day],
-            "ts_event": [close_ts],
-            "bar_seconds": [86400],
-            "open": [round(sim.spots[0], 4)],
-            "high": [round(high, 4)],
-            "low": [round(low, 4)],
-            "close": [round(sim.spots[-1], 4)],
-            "volume": [volume],
-            "ts_init": [close_ts],
-            "source": [SOURCE_NAME],
-        },
-        schema=UNDERLYING_BARS.schema,
-    )
+    row = {
+        "underlying": underlying,
+        "date": sim.session.day,
+        "ts_event": close_ts,
+        "bar_seconds": 86400,
+        "open": round(sim.spots[0], 4),
+        "high": round(high, 4),
+        "low": round(low, 4),
+        "close": round(sim.spots[-1], 4),
+        "volume": volume,
+        "ts_init": close_ts,
+        "source": SOURCE_NAME,
+    }
+    return pl.from_dicts([row], schema=UNDERLYING_BARS.schema)
 
 
 def generate(

@@ -161,13 +161,13 @@ def quote_prices(
     return np.round(bid, 2), np.round(ask, 2)
 
 
-def occ_symbol_expr(root: str) -> pl.Expr:
-    """OCC/OSI symbols without root padding, from ``expiry``, ``right`` and ``strike``
-    columns: ROOT + YYMMDD + C/P + strike x 1000 as 8 digits (SPY240119C00450000)."""
+def occ_symbol_expr(root: str, right: pl.Expr | None = None) -> pl.Expr:
+    """OCC/OSI symbols without root padding, from ``expiry``, ``right`` ("C"/"P") and
+    ``strike``: ROOT + YYMMDD + C/P + strike x 1000 as 8 digits (SPY240119C00450000)."""
     return pl.concat_str(
         pl.lit(root),
         pl.col("expiry").dt.strftime("%y%m%d"),
-        pl.col("right"),
+        pl.col("right") if right is None else right,
         (pl.col("strike") * 1000).round().cast(pl.Int64).cast(pl.String).str.zfill(8),
     )
 
