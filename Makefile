@@ -1,7 +1,8 @@
 # volflow — one entry point for set-up, demo, tests, lint, benchmarks and the UIs.
 SHELL := /bin/bash
 PYTHON ?= python3
-UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+# uv from PATH if present, else bootstrapped from PyPI into .tools/ (override: make UV=...)
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 VENV := $(CURDIR)/.venv
 VOLFLOW_HOME ?= $(CURDIR)/.volflow
 

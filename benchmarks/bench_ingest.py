@@ -87,11 +87,11 @@ import polars as pl
 from data_lake.calendar import exchange_calendar
 from data_lake.catalog import connect, query
 from data_lake.ingest import write_batches
-from tasks.ingest import WRITE_CHUNK_DAYS
 from data_lake.lake import Lake, read_partition
 from data_lake.schemas import OPTION_QUOTES, PARTITION_COLUMNS, UNDERLYING_BARS
 from data_lake.sources.base import SourceBatch
 from data_lake.sources.synthetic import SyntheticConfig, generate
+from tasks.ingest import WRITE_CHUNK_DAYS
 
 END = date(2024, 12, 31)
 QUICK_SESSIONS = 42  # about two months of sessions
@@ -305,7 +305,9 @@ def bench_write(
         result.baseline_sessions += kept
     rows, seconds = sqlite_row_by_row(workdir / "write-baseline.sqlite", baseline_frames)
     result.baseline_rows, result.baseline_seconds = rows, seconds
-    rows, seconds = sqlite_pandas_iterrows(workdir / "write-baseline-pandas.sqlite", baseline_frames)
+    rows, seconds = sqlite_pandas_iterrows(
+        workdir / "write-baseline-pandas.sqlite", baseline_frames
+    )
     result.pandas_rows, result.pandas_seconds = rows, seconds
     return result
 
@@ -348,12 +350,14 @@ def report_write(r: WriteResult) -> None:
         ],
     )
     print(
-        f"volflow: write_batches per {WRITE_CHUNK_DAYS} sessions, {1000 * r.write_seconds / r.sessions:.1f} ms per"
+        f"volflow: write_batches per {WRITE_CHUNK_DAYS} sessions,"
+        f" {1000 * r.write_seconds / r.sessions:.1f} ms per"
         " underlying-session (option_quotes + underlying_bars partitions)."
     )
     print(
-        "baseline (c): SQLite INSERT OR REPLACE per pandas iterrows() row, commit per session, as in"
-        " the seed articles; (c') the same store fed from polars iter_rows() (a faster baseline)."
+        "baseline (c): SQLite INSERT OR REPLACE per pandas iterrows() row, commit per session,"
+        " as in the seed articles; (c') the same store fed from polars iter_rows()"
+        " (a faster baseline)."
     )
     print(
         "both baselines measured on the first"
@@ -512,8 +516,15 @@ def bench_point_query(
         label = f"{years:g}y ({n} sessions)" if years >= 1 else f"{n} sessions"
         results.append(
             QueryResult(
-                label, n, files, volflow_rows, query_s, persistent_s, macro_s,
-                read_partition_s, baseline_s,
+                label,
+                n,
+                files,
+                volflow_rows,
+                query_s,
+                persistent_s,
+                macro_s,
+                read_partition_s,
+                baseline_s,
             )
         )
     return results

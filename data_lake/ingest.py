@@ -9,7 +9,6 @@ from datetime import date
 from typing import Any
 
 from data_lake.errors import VolflowError
-
 from data_lake.lake import Lake, PartitionInput, PartitionWrite, WriteMode, write_partitions
 from data_lake.schemas import table_spec
 from data_lake.sources.base import SourceBatch

@@ -29,7 +29,7 @@ from typing import Literal
 import polars as pl
 import pyarrow.parquet as pq
 
-from data_lake.errors import LakeError
+from data_lake.errors import ConfigError, LakeError
 from data_lake.quality import CheckedFrame, check, conform
 from data_lake.schemas import PARTITION_COLUMNS, QUARANTINE, TableSpec
 
@@ -103,8 +103,6 @@ class Lake:
 def validate_symbol(underlying: str) -> str:
     """Underlying symbols become folder names: allow only exchange-style tickers."""
     if not _SYMBOL.match(underlying):
-        from data_lake.errors import ConfigError
-
         raise ConfigError(
             f"invalid underlying symbol {underlying!r}: use upper-case tickers like SPY or BRK.B"
         )
@@ -213,9 +211,10 @@ def write_partitions(
     """
     grouped: dict[tuple[str, date], PartitionInput] = {}
     for u, d, frame, origin in items:  # several inputs for one partition become one
+        rows = frame
         if (u, d) in grouped:
-            frame = pl.concat([grouped[(u, d)][2], frame], how="diagonal_relaxed")
-        grouped[(u, d)] = (u, d, frame, origin)
+            rows = pl.concat([grouped[(u, d)][2], frame], how="diagonal_relaxed")
+        grouped[(u, d)] = (u, d, rows, origin)
     items = list(grouped.values())
     conformed = [
         _conform_partition(frame, spec, u, d, origin or f"{spec.name} {u} {d}")
@@ -223,7 +222,9 @@ def write_partitions(
     ]
     checked = check(pl.concat(conformed) if len(conformed) > 1 else conformed[0], spec)
     valid = checked.valid.partition_by(PARTITION_COLUMNS, as_dict=True, maintain_order=True)
-    rejected = checked.quarantined.partition_by(PARTITION_COLUMNS, as_dict=True, maintain_order=True)
+    rejected = checked.quarantined.partition_by(
+        PARTITION_COLUMNS, as_dict=True, maintain_order=True
+    )
 
     def store(item: PartitionInput, rows: pl.DataFrame) -> PartitionWrite:
         underlying, day, frame, _ = item
@@ -232,16 +233,14 @@ def write_partitions(
         part_rejected = rejected.get(key, checked.quarantined.clear())
         snapshots = rows.get_column(spec.snapshot_column).drop_nulls().unique()
         total = _store_partition(lake, spec, part_valid, part_rejected, key, snapshots, mode)
-        return (
-            PartitionWrite(
-                partition=Partition(spec.name, underlying, day),
-                path=lake.data_file(spec.name, underlying, day),
-                rows_in=frame.height,
-                rows_written=part_valid.height,
-                rows_total=total,
-                quarantined=part_rejected.height,
-                reasons=CheckedFrame(part_valid, part_rejected).reason_counts,
-            )
+        return PartitionWrite(
+            partition=Partition(spec.name, underlying, day),
+            path=lake.data_file(spec.name, underlying, day),
+            rows_in=frame.height,
+            rows_written=part_valid.height,
+            rows_total=total,
+            quarantined=part_rejected.height,
+            reasons=CheckedFrame(part_valid, part_rejected).reason_counts,
         )
 
     if len(items) == 1 or WRITE_THREADS == 1:
@@ -249,7 +248,9 @@ def write_partitions(
     # Parquet encoding and fsync release the GIL: store partitions on all cores. Each
     # partition is atomic on its own; the first error is raised after all have finished.
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        futures = [pool.submit(store, item, rows) for item, rows in zip(items, conformed, strict=True)]
+        futures = [
+            pool.submit(store, item, rows) for item, rows in zip(items, conformed, strict=True)
+        ]
         wait(futures)
     return [future.result() for future in futures]
 

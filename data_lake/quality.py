@@ -21,12 +21,29 @@ PRICE_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     OPTION_QUOTES.name: (
-        "contract_id", "underlying", "date", "expiry", "strike", "right", "bid", "ask",
-        "ts_event", "ts_init", "source",
+        "contract_id",
+        "underlying",
+        "date",
+        "expiry",
+        "strike",
+        "right",
+        "bid",
+        "ask",
+        "ts_event",
+        "ts_init",
+        "source",
     ),
     UNDERLYING_BARS.name: (
-        "underlying", "date", "ts_event", "bar_seconds", "open", "high", "low", "close",
-        "ts_init", "source",
+        "underlying",
+        "date",
+        "ts_event",
+        "bar_seconds",
+        "open",
+        "high",
+        "low",
+        "close",
+        "ts_init",
+        "source",
     ),
 }
 
@@ -64,7 +81,9 @@ def conform(frame: pl.DataFrame, spec: TableSpec, origin: str) -> pl.DataFrame:
     if frame.schema == spec.schema:
         return frame  # already conformed (the common case for our own sources)
     exprs = [
-        pl.col(name).cast(dtype, strict=True) if name in frame.columns else pl.lit(None, dtype=dtype).alias(name)
+        pl.col(name).cast(dtype, strict=True)
+        if name in frame.columns
+        else pl.lit(None, dtype=dtype).alias(name)
         for name, dtype in spec.schema.items()
     ]
     try:
@@ -88,7 +107,10 @@ def _row_checks(spec: TableSpec) -> list[tuple[str, pl.Expr]]:
     """(check name, expression true where the row fails) for one table."""
     prices = [pl.col(c) for c in PRICE_COLUMNS.get(spec.name, ())]
     checks: list[tuple[str, pl.Expr]] = [
-        ("missing_field", pl.any_horizontal(pl.col(c).is_null() for c in REQUIRED_COLUMNS[spec.name])),
+        (
+            "missing_field",
+            pl.any_horizontal(pl.col(c).is_null() for c in REQUIRED_COLUMNS[spec.name]),
+        ),
         ("non_finite_price", pl.any_horizontal(p.is_not_null() & ~p.is_finite() for p in prices)),
         ("negative_price", pl.any_horizontal(p < 0 for p in prices)),
     ]
@@ -102,8 +124,12 @@ def _row_checks(spec: TableSpec) -> list[tuple[str, pl.Expr]]:
                 "missing_underlying_price",
                 pl.col("underlying_price").is_null() | (pl.col("underlying_price") <= 0),
             ),
-            ("negative_size", pl.any_horizontal(pl.col(c) < 0 for c in (
-                "bid_size", "ask_size", "volume", "open_interest"))),
+            (
+                "negative_size",
+                pl.any_horizontal(
+                    pl.col(c) < 0 for c in ("bid_size", "ask_size", "volume", "open_interest")
+                ),
+            ),
         ]
     elif spec.name == UNDERLYING_BARS.name:
         checks += [

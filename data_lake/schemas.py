@@ -15,10 +15,14 @@ quote, the bar's end for a bar), so replayed history stays point-in-time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
+from data_lake.errors import ConfigError
+
 UTC_TIME = pl.Datetime("us", "UTC")
+Columns = dict[str, Any]  # polars accepts data type classes and instances
 PARTITION_COLUMNS: tuple[str, str] = ("underlying", "date")
 
 
@@ -35,27 +39,27 @@ class TableSpec:
     @property
     def file_schema(self) -> pl.Schema:
         """Columns stored in each Parquet file (partition columns removed)."""
-        return pl.Schema(
-            {k: v for k, v in self.schema.items() if k not in PARTITION_COLUMNS}
-        )
+        return pl.Schema({k: v for k, v in self.schema.items() if k not in PARTITION_COLUMNS})
 
 
 UNDERLYING_BARS = TableSpec(
     name="underlying_bars",
     schema=pl.Schema(
-        {
-            "underlying": pl.String,
-            "date": pl.Date,
-            "ts_event": UTC_TIME,  # bar end
-            "bar_seconds": pl.Int32,  # 86400 daily, 3600 hourly, 60 minute
-            "open": pl.Float64,
-            "high": pl.Float64,
-            "low": pl.Float64,
-            "close": pl.Float64,
-            "volume": pl.Int64,
-            "ts_init": UTC_TIME,
-            "source": pl.String,
-        }
+        Columns(
+            {
+                "underlying": pl.String,
+                "date": pl.Date,
+                "ts_event": UTC_TIME,  # bar end
+                "bar_seconds": pl.Int32,  # 86400 daily, 3600 hourly, 60 minute
+                "open": pl.Float64,
+                "high": pl.Float64,
+                "low": pl.Float64,
+                "close": pl.Float64,
+                "volume": pl.Int64,
+                "ts_init": UTC_TIME,
+                "source": pl.String,
+            }
+        )
     ),
     snapshot_column="ts_event",
     unique_key=("ts_event", "bar_seconds"),
@@ -65,28 +69,31 @@ UNDERLYING_BARS = TableSpec(
 OPTION_QUOTES = TableSpec(
     name="option_quotes",
     schema=pl.Schema(
-        {
-            "underlying": pl.String,
-            "date": pl.Date,
-            "contract_id": pl.String,  # OCC/OSI symbol without root padding, e.g. SPY240119C00450000
-            "expiry": pl.Date,
-            "strike": pl.Float64,
-            "right": pl.String,  # "C" or "P"
-            "exercise_style": pl.String,  # "american" or "european"
-            "settlement": pl.String,  # "PM" or "AM"
-            "multiplier": pl.Float64,
-            "bid": pl.Float64,
-            "ask": pl.Float64,
-            "bid_size": pl.Int64,
-            "ask_size": pl.Int64,
-            "last": pl.Float64,
-            "volume": pl.Int64,
-            "open_interest": pl.Int64,
-            "underlying_price": pl.Float64,
-            "ts_event": UTC_TIME,  # quote (snapshot) time
-            "ts_init": UTC_TIME,  # ingest time (see module docstring)
-            "source": pl.String,
-        }
+        Columns(
+            {
+                "underlying": pl.String,
+                "date": pl.Date,
+                # OCC/OSI symbol without root padding, e.g. SPY240119C00450000
+                "contract_id": pl.String,
+                "expiry": pl.Date,
+                "strike": pl.Float64,
+                "right": pl.String,  # "C" or "P"
+                "exercise_style": pl.String,  # "american" or "european"
+                "settlement": pl.String,  # "PM" or "AM"
+                "multiplier": pl.Float64,
+                "bid": pl.Float64,
+                "ask": pl.Float64,
+                "bid_size": pl.Int64,
+                "ask_size": pl.Int64,
+                "last": pl.Float64,
+                "volume": pl.Int64,
+                "open_interest": pl.Int64,
+                "underlying_price": pl.Float64,
+                "ts_event": UTC_TIME,  # quote (snapshot) time
+                "ts_init": UTC_TIME,  # ingest time (see module docstring)
+                "source": pl.String,
+            }
+        )
     ),
     snapshot_column="ts_event",
     unique_key=("contract_id", "ts_event"),
@@ -96,15 +103,18 @@ OPTION_QUOTES = TableSpec(
 QUARANTINE = TableSpec(
     name="quarantine",
     schema=pl.Schema(
-        {
-            "underlying": pl.String,
-            "date": pl.Date,
-            "source_table": pl.String,
-            "ts_event": UTC_TIME,
-            "source": pl.String,
-            "reason": pl.String,  # ';'-separated check names, e.g. "bid_above_ask;negative_price"
-            "record": pl.String,  # the rejected row as JSON
-        }
+        Columns(
+            {
+                "underlying": pl.String,
+                "date": pl.Date,
+                "source_table": pl.String,
+                "ts_event": UTC_TIME,
+                "source": pl.String,
+                # ';'-separated check names, e.g. "bid_above_ask;negative_price"
+                "reason": pl.String,
+                "record": pl.String,  # the rejected row as JSON
+            }
+        )
     ),
     snapshot_column="ts_event",
     unique_key=(),
@@ -123,8 +133,6 @@ def table_spec(name: str) -> TableSpec:
         return TABLES[name]
     except KeyError:
         known = ", ".join(sorted(TABLES))
-        from data_lake.errors import ConfigError
-
         raise ConfigError(f"unknown lake table {name!r}; known tables: {known}") from None
 
 

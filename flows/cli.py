@@ -24,7 +24,9 @@ from data_lake.ingest import PartialIngestError
 from flows.environment import prepare_environment
 from flows.settings import Settings, load_settings
 
-app = typer.Typer(help="volflow: options volatility research-to-trading pipeline.", no_args_is_help=True)
+app = typer.Typer(
+    help="volflow: options volatility research-to-trading pipeline.", no_args_is_help=True
+)
 ingest_app = typer.Typer(help="Ingest option chains into the lake.", no_args_is_help=True)
 backfill_app = typer.Typer(help="Load a date range (resumable).", no_args_is_help=True)
 lake_app = typer.Typer(help="Inspect the lake.", no_args_is_help=True)
@@ -74,18 +76,22 @@ def _params(**values: Any) -> Any:
 def _run_with_progress(flow_fn: Any, params: Any, settings: Settings) -> dict[str, Any]:
     """Run a flow in this process with a progress bar fed by the tasks."""
     from data_lake.calendar import exchange_calendar
-    from tasks import progress
-
     from flows.ingest import validate_request
+    from tasks import progress
 
     underlyings, _ = validate_request(params, settings)  # fail fast, before Prefect starts
     total = None
     if params.start and params.end:
         total = len(exchange_calendar().sessions(params.start, params.end)) * len(underlyings)
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn(),
-        console=err, transient=False, disable=not err.is_terminal,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal,
     ) as bar:
         job = bar.add_task(f"ingest {','.join(underlyings)}", total=total, rows=0)
 
@@ -109,8 +115,11 @@ def _print_ingest_summary(summary: dict[str, Any]) -> None:
         table.add_column(column, justify="right" if column != "underlying" else "left")
     for underlying, s in summary["underlyings"].items():
         table.add_row(
-            underlying, str(s["partitions"]), str(s["skipped_partitions"]),
-            f"{s['rows'].get('option_quotes', 0):,}", f"{s['rows'].get('underlying_bars', 0):,}",
+            underlying,
+            str(s["partitions"]),
+            str(s["skipped_partitions"]),
+            f"{s['rows'].get('option_quotes', 0):,}",
+            f"{s['rows'].get('underlying_bars', 0):,}",
             f"{sum(s['quarantined'].values()):,}",
         )
     for underlying, message in summary["failed"].items():
@@ -118,11 +127,15 @@ def _print_ingest_summary(summary: dict[str, Any]) -> None:
     out.print(table)
 
 
-UnderlyingsOpt = Annotated[str | None, typer.Option(help="Comma-separated, e.g. SPY,QQQ (default: settings)")]
+UnderlyingsOpt = Annotated[
+    str | None, typer.Option(help="Comma-separated, e.g. SPY,QQQ (default: settings)")
+]
 StartOpt = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First trading date")]
 EndOpt = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Last trading date")]
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed (default: settings)")]
-SignalOpt = Annotated[SignalChoice | None, typer.Option(help="none: no edge; planted: weak documented edge")]
+SignalOpt = Annotated[
+    SignalChoice | None, typer.Option(help="none: no edge; planted: weak documented edge")
+]
 
 
 @ingest_app.command("synthetic")
@@ -132,8 +145,12 @@ def ingest_synthetic(
     end: EndOpt = None,
     seed: SeedOpt = None,
     signal: SignalOpt = None,
-    intraday: Annotated[bool, typer.Option(help="Hourly snapshots in regular trading hours")] = False,
-    replace: Annotated[bool, typer.Option(help="Replace whole partitions instead of merging snapshots")] = False,
+    intraday: Annotated[
+        bool, typer.Option(help="Hourly snapshots in regular trading hours")
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option(help="Replace whole partitions instead of merging snapshots")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
     """Generate the seeded synthetic market and ingest it (runs the ingest-chains flow).
@@ -142,9 +159,13 @@ def ingest_synthetic(
     """
     settings = _settings()
     params = _params(
-        underlyings=underlyings, start=start.date() if start else None,
-        end=end.date() if end else None, seed=seed, signal=signal.value if signal else None,
-        intraday=intraday, mode="replace" if replace else "merge",
+        underlyings=underlyings,
+        start=start.date() if start else None,
+        end=end.date() if end else None,
+        seed=seed,
+        signal=signal.value if signal else None,
+        intraday=intraday,
+        mode="replace" if replace else "merge",
     )
     from flows.ingest import ingest_chains
 
@@ -159,16 +180,23 @@ def backfill_synthetic(
     underlyings: UnderlyingsOpt = None,
     seed: SeedOpt = None,
     signal: SignalOpt = None,
-    intraday: Annotated[bool, typer.Option(help="Hourly snapshots in regular trading hours")] = False,
+    intraday: Annotated[
+        bool, typer.Option(help="Hourly snapshots in regular trading hours")
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Rewrite partitions that already exist")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
     """Load a date range of the synthetic market, skipping partitions already written."""
     settings = _settings()
     params = _params(
-        _backfill=True, underlyings=underlyings, start=start.date() if start else None,
-        end=end.date() if end else None, seed=seed, signal=signal.value if signal else None,
-        intraday=intraday, overwrite=overwrite,
+        _backfill=True,
+        underlyings=underlyings,
+        start=start.date() if start else None,
+        end=end.date() if end else None,
+        seed=seed,
+        signal=signal.value if signal else None,
+        intraday=intraday,
+        overwrite=overwrite,
     )
     from flows.ingest import backfill
 
@@ -204,8 +232,13 @@ def _print_status(report: dict[str, Any]) -> None:
     for t in report["tables"]:
         dates = f"{t['first_date']} .. {t['last_date']}" if t["first_date"] else "-"
         table.add_row(
-            t["table"], f"{t['partitions']:,}", f"{t['rows']:,}", f"{t['bytes'] / 1e6:.1f}",
-            ",".join(t["underlyings"]) or "-", dates, (t["last_write"] or "-")[:19],
+            t["table"],
+            f"{t['partitions']:,}",
+            f"{t['rows']:,}",
+            f"{t['bytes'] / 1e6:.1f}",
+            ",".join(t["underlyings"]) or "-",
+            dates,
+            (t["last_write"] or "-")[:19],
         )
     out.print(table)
     if report["quarantine"]:
@@ -213,7 +246,9 @@ def _print_status(report: dict[str, Any]) -> None:
         for column in ("source_table", "source", "underlying", "reason", "rows"):
             q.add_column(column)
         for row in report["quarantine"]:
-            q.add_row(*(str(row[c]) for c in ("source_table", "source", "underlying", "reason", "rows")))
+            q.add_row(
+                *(str(row[c]) for c in ("source_table", "source", "underlying", "reason", "rows"))
+            )
         out.print(q)
     else:
         out.print("quarantine: empty")
@@ -224,8 +259,15 @@ def _print_status(report: dict[str, Any]) -> None:
 
 @app.command("sql")
 def sql_cmd(
-    query: Annotated[str, typer.Argument(help="SQL over the lake's views (option_quotes, underlying_bars, quarantine)")],
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format")] = OutputFormat.table,
+    query: Annotated[
+        str,
+        typer.Argument(
+            help="SQL over the lake's views (option_quotes, underlying_bars, quarantine)"
+        ),
+    ],
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", help="Output format")
+    ] = OutputFormat.table,
     max_rows: Annotated[int, typer.Option(help="Rows shown in table format")] = 50,
 ) -> None:
     """Run DuckDB SQL against the lake."""

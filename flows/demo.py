@@ -63,14 +63,17 @@ def run_demo(
     report = lake_status(settings.lake)
     for table in report["tables"]:
         console.print(
-            f"{table['table']:>16}: {table['rows']:>10,} rows in {table['partitions']:>5} partitions"
+            f"{table['table']:>16}: {table['rows']:>10,} rows in"
+            f" {table['partitions']:>5} partitions"
             f"  {table['first_date'] or ''} .. {table['last_date'] or ''}"
         )
     console.print("\nNearest-to-30-day ATM call of SPY, last 5 sessions (DuckDB over the lake):")
     with pl.Config(tbl_rows=10, tbl_cols=-1, tbl_width_chars=160):
-        console.print(str(query(settings.lake, ATM_30D_SQL, ["SPY"])), markup=False, highlight=False)
+        console.print(
+            str(query(settings.lake, ATM_30D_SQL, ["SPY"])), markup=False, highlight=False
+        )
     console.print(
         f"\nLake: {settings.lake.root}\n"
-        "Try: volflow lake status | volflow sql \"SELECT underlying, count(*) FROM option_quotes "
-        "GROUP BY ALL\"\nPrefect UI: make prefect-ui (then open http://127.0.0.1:4200)"
+        'Try: volflow lake status | volflow sql "SELECT underlying, count(*) FROM option_quotes '
+        'GROUP BY ALL"\nPrefect UI: make prefect-ui (then open http://127.0.0.1:4200)'
     )

@@ -87,12 +87,19 @@ def run_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
     snapshot_task = ingest_synthetic_snapshot.with_options(
         retries=settings.ingest.retries, retry_delay_seconds=settings.ingest.retry_delay_seconds
     )
-    with ThreadPoolTaskRunner(max_workers=settings.ingest.concurrency) as runner:
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(
+        max_workers=settings.ingest.concurrency
+    )
+    with runner:
         for underlying in underlyings:
             if params.start and params.end:
                 args = {
-                    "lake": lake, "config": config, "underlying": underlying,
-                    "start": params.start, "end": params.end, "mode": params.mode,
+                    "lake": lake,
+                    "config": config,
+                    "underlying": underlying,
+                    "start": params.start,
+                    "end": params.end,
+                    "mode": params.mode,
                     "skip_existing": params.skip_existing,
                 }
                 futures[underlying] = runner.submit(range_task, args)

@@ -19,7 +19,6 @@ from data_lake.sources import synthetic
 from data_lake.sources.synthetic import SyntheticConfig
 from tasks import progress
 
-
 # Sessions written per call: the checks' fixed cost is paid once per chunk, memory stays small.
 WRITE_CHUNK_DAYS = 20
 
@@ -78,8 +77,13 @@ def ingest_synthetic_range(
             progress.report(underlying, batch.day, rows)
     logger.info(
         "%s %s..%s: %d partitions written, %d skipped, rows %s, quarantined %s",
-        underlying, start, end, summary.partitions, summary.skipped,
-        dict(summary.rows), dict(summary.quarantined),
+        underlying,
+        start,
+        end,
+        summary.partitions,
+        summary.skipped,
+        dict(summary.rows),
+        dict(summary.quarantined),
     )
     return summary.as_dict()
 

@@ -30,6 +30,7 @@ the expected average variance plus a variance risk premium.
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import zlib
@@ -163,14 +164,18 @@ def _step_fractions(grid: list[datetime]) -> list[float]:
     """Year fractions of trading time: the overnight step, then each intraday segment."""
     day_years = 1.0 / TRADING_DAYS
     fractions = [OVERNIGHT_SHARE * day_years]
-    for a, b in zip(grid[:-1], grid[1:], strict=True):
+    for a, b in itertools.pairwise(grid):
         share = (b - a).total_seconds() / REGULAR_SESSION_SECONDS
         fractions.append((1 - OVERNIGHT_SHARE) * day_years * share)
     return fractions
 
 
 def _simulate_day(
-    state: MarketState, p: UnderlyingProfile, config: SyntheticConfig, session: Session, rng: np.random.Generator
+    state: MarketState,
+    p: UnderlyingProfile,
+    config: SyntheticConfig,
+    session: Session,
+    rng: np.random.Generator,
 ) -> SimulatedDay:
     grid = intraday_grid(session)
     fractions = _step_fractions(grid)
@@ -195,7 +200,9 @@ def _simulate_day(
         spots.append(math.exp(log_s))
         variances.append(v)
     phi = config.planted_phi
-    state.mispricing = phi * state.mispricing + config.planted_sd * math.sqrt(1 - phi * phi) * mis_noise
+    state.mispricing = (
+        phi * state.mispricing + config.planted_sd * math.sqrt(1 - phi * phi) * mis_noise
+    )
     state.log_spot, state.variance = log_s, v
     return SimulatedDay(session, grid, spots, variances, state.mispricing)
 
@@ -250,8 +257,14 @@ def _chain_frame(
     # strikes are listed off the fair 30-day vol, so both signal modes list the same contracts
     open_atm = float(atm_implied_vol(surface, sim.variances[0], np.array([30 / YEAR_DAYS]), 0.0)[0])
     listing = listing_for_day(
-        calendar, sim.session.day, sim.spots[0], open_atm, p.weeklies, config.expiry_months,
-        config.strike_range_sd, config.strikes_per_sd,
+        calendar,
+        sim.session.day,
+        sim.spots[0],
+        open_atm,
+        p.weeklies,
+        config.expiry_months,
+        config.strike_range_sd,
+        config.strikes_per_sd,
     )
     snaps = range(1, len(sim.grid)) if config.intraday else [len(sim.grid) - 1]
     rng = np.random.default_rng(_stream_seed(config.seed, underlying, sim.session.day, 1))
@@ -263,11 +276,23 @@ def _chain_frame(
     z0 = np.abs(log_m0) / (open_atm * np.sqrt(np.maximum(dte_open, 1) / YEAR_DAYS))
     activity = np.exp(-0.4 * z0 * z0) / (1 + dte_open / 20)
     day_volume = rng.poisson(day_vol_mean * activity)
-    open_interest = np.round(p.liquidity * 4000 * np.exp(-0.3 * z0 * z0) / (1 + dte_open / 60)
-                             * rng.lognormal(0, 0.5, n)).astype(np.int64)
+    open_interest = np.round(
+        p.liquidity * 4000 * np.exp(-0.3 * z0 * z0) / (1 + dte_open / 60) * rng.lognormal(0, 0.5, n)
+    ).astype(np.int64)
     session_seconds = (sim.grid[-1] - sim.grid[0]).total_seconds()
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in (
-        "bid", "ask", "last", "volume", "underlying_price", "ts_event", "bid_size", "ask_size")}
+    cols: dict[str, list[np.ndarray]] = {
+        k: []
+        for k in (
+            "bid",
+            "ask",
+            "last",
+            "volume",
+            "underlying_price",
+            "ts_event",
+            "bid_size",
+            "ask_size",
+        )
+    }
     size_scale = max(1, round(p.liquidity * 5))
     for i in snaps:
         ts, spot, var = sim.grid[i], sim.spots[i], sim.variances[i]
@@ -278,15 +303,21 @@ def _chain_frame(
         log_m = np.log(listing.strike / forward)
         sigma = smile_vol(surface, atm, log_m, tau_floor)
         spot_arr = np.full(n, spot)
-        mid = bsm_price(listing.is_call, spot_arr, listing.strike, tau, config.rate, p.dividend_yield, sigma)
+        mid = bsm_price(
+            listing.is_call, spot_arr, listing.strike, tau, config.rate, p.dividend_yield, sigma
+        )
         abs_z = np.abs(log_m) / (atm * np.sqrt(np.maximum(tau, 1 / YEAR_DAYS)))
-        intrinsic = np.maximum(np.where(listing.is_call, spot - listing.strike, listing.strike - spot), 0.0)
+        intrinsic = np.maximum(
+            np.where(listing.is_call, spot - listing.strike, listing.strike - spot), 0.0
+        )
         bid, ask = quote_prices(mid, intrinsic, abs_z, tau * YEAR_DAYS, p.penny)
         volume = np.floor(day_volume * (ts - sim.grid[0]).total_seconds() / session_seconds)
         noise = rng.uniform(-0.5, 0.5, n)
         cols["bid"].append(bid)
         cols["ask"].append(ask)
-        cols["last"].append(np.where(volume > 0, np.round(np.maximum(mid + (ask - bid) * noise, 0.01), 2), np.nan))
+        cols["last"].append(
+            np.where(volume > 0, np.round(np.maximum(mid + (ask - bid) * noise, 0.01), 2), np.nan)
+        )
         cols["volume"].append(volume.astype(np.int64))
         cols["underlying_price"].append(np.round(spot_arr, 4))
         cols["ts_event"].append(np.full(n, np.datetime64(ts.replace(tzinfo=None), "us")))
@@ -315,7 +346,13 @@ def _chain_frame(
         pl.lit(p.exercise_style).alias("exercise_style"),
         pl.lit("PM").alias("settlement"),
         pl.lit(100.0).alias("multiplier"),
-        "bid", "ask", "bid_size", "ask_size", "last", "volume", "open_interest",
+        "bid",
+        "ask",
+        "bid_size",
+        "ask_size",
+        "last",
+        "volume",
+        "open_interest",
         "underlying_price",
         ts_event.alias("ts_event"),
         ts_event.alias("ts_init"),
@@ -381,7 +418,10 @@ def generate(
 
 
 def latest_snapshot(
-    underlying: str, now: datetime, config: SyntheticConfig, calendar: ExchangeCalendar | None = None
+    underlying: str,
+    now: datetime,
+    config: SyntheticConfig,
+    calendar: ExchangeCalendar | None = None,
 ) -> SourceBatch:
     """The chain as of the latest snapshot at or before ``now`` (what a live poll would see).
 

@@ -20,7 +20,7 @@ quote in $0.01, others in $0.05 above $3).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
@@ -136,7 +136,9 @@ def atm_implied_vol(
     return np.asarray(np.sqrt(implied_var) * np.exp(mispricing * front_weight))
 
 
-def smile_vol(params: SurfaceParams, atm: FloatArray, log_moneyness: FloatArray, tau: FloatArray) -> FloatArray:
+def smile_vol(
+    params: SurfaceParams, atm: FloatArray, log_moneyness: FloatArray, tau: FloatArray
+) -> FloatArray:
     z = log_moneyness / (atm * np.sqrt(np.maximum(tau, 1e-6)))
     shape = np.clip(1 - params.skew * z + params.smile * z * z, 0.5, 3.0)
     return np.asarray(atm * shape)

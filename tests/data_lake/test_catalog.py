@@ -28,7 +28,9 @@ def test_empty_lake_has_typed_empty_views(lake: Lake) -> None:
 
 def test_views_expose_partition_columns_with_types(lake: Lake) -> None:
     _fill(lake)
-    result = query(lake, "SELECT underlying, date, count(*) AS n FROM option_quotes GROUP BY ALL ORDER BY ALL")
+    result = query(
+        lake, "SELECT underlying, date, count(*) AS n FROM option_quotes GROUP BY ALL ORDER BY ALL"
+    )
     assert result.height == 6
     assert result["date"][0] == DAY
     assert set(result["n"].to_list()) == {4}
@@ -62,7 +64,9 @@ def test_connect_gives_a_reusable_connection(lake: Lake) -> None:
     con = connect(lake)
     try:
         total = con.sql("SELECT count(*) FROM option_quotes").fetchall()[0][0]
-        spy = con.sql("SELECT count(*) FROM option_quotes WHERE underlying = 'SPY'").fetchall()[0][0]
+        spy = con.sql("SELECT count(*) FROM option_quotes WHERE underlying = 'SPY'").fetchall()[0][
+            0
+        ]
     finally:
         con.close()
     assert (total, spy) == (16, 8)
@@ -73,7 +77,11 @@ def test_point_read_macro_opens_only_the_named_partition(lake: Lake) -> None:
     for path in lake.table_dir("option_quotes").rglob("*.parquet"):
         if "date=2024-01-03" not in str(path) or "underlying=QQQ" in str(path):
             path.write_bytes(b"garbage")  # every other partition, the glob's first file included
-    result = query(lake, "SELECT underlying, date, count(*) AS n FROM option_quotes_at('SPY', DATE '2024-01-03') GROUP BY ALL")
+    result = query(
+        lake,
+        "SELECT underlying, date, count(*) AS n"
+        " FROM option_quotes_at('SPY', DATE '2024-01-03') GROUP BY ALL",
+    )
     assert result.rows() == [("SPY", date(2024, 1, 3), 4)]
 
 

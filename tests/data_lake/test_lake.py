@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -30,7 +30,9 @@ def _lake_files(lake: Lake) -> dict[str, bytes]:
     }
 
 
-def test_write_creates_hive_partition_without_partition_columns(lake: Lake, quotes: QuotesFactory) -> None:
+def test_write_creates_hive_partition_without_partition_columns(
+    lake: Lake, quotes: QuotesFactory
+) -> None:
     result = write_partition(lake, OPTION_QUOTES, quotes(), "SPY", DAY)
     expected = lake.root / "option_quotes" / "underlying=SPY" / "date=2024-01-02" / "part-0.parquet"
     assert result.path == expected and expected.exists()
@@ -45,7 +47,9 @@ def test_read_partition_round_trips_the_frame(lake: Lake, quotes: QuotesFactory)
     assert read_partition(lake, OPTION_QUOTES, "SPY", DAY).equals(frame)
 
 
-def test_writing_the_same_partition_twice_does_not_duplicate_rows(lake: Lake, quotes: QuotesFactory) -> None:
+def test_writing_the_same_partition_twice_does_not_duplicate_rows(
+    lake: Lake, quotes: QuotesFactory
+) -> None:
     write_partition(lake, OPTION_QUOTES, quotes(), "SPY", DAY)
     first = _lake_files(lake)
     result = write_partition(lake, OPTION_QUOTES, quotes(), "SPY", DAY)
@@ -123,7 +127,9 @@ def test_corrupt_existing_partition_is_a_clear_error_and_stays_untouched(lake: L
     target = lake.data_file("option_quotes", "SPY", DAY)
     target.write_bytes(b"not parquet at all")
     with pytest.raises(LakeError, match=r"corrupt or unreadable lake file .*part-0\.parquet"):
-        write_partition(lake, OPTION_QUOTES, make_quotes(ts=SNAPSHOT - timedelta(hours=1)), "SPY", DAY)
+        write_partition(
+            lake, OPTION_QUOTES, make_quotes(ts=SNAPSHOT - timedelta(hours=1)), "SPY", DAY
+        )
     assert target.read_bytes() == b"not parquet at all"
 
 
@@ -135,7 +141,7 @@ def test_invalid_symbol_cannot_become_a_folder(lake: Lake) -> None:
 def test_unwritable_lake_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(LakeError, match="not writable.*VOLFLOW_HOME"):
+    with pytest.raises(LakeError, match=r"not writable.*VOLFLOW_HOME"):
         Lake(blocker / "lake").ensure_writable()
 
 
@@ -148,7 +154,9 @@ def test_iter_partitions_lists_each_partition(lake: Lake) -> None:
 snapshot_offsets = st.lists(st.integers(min_value=0, max_value=5), min_size=1, max_size=6)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(offsets=snapshot_offsets, repeat=st.integers(min_value=1, max_value=3))
 def test_partition_content_depends_only_on_the_last_write_of_each_snapshot(
     tmp_path_factory: pytest.TempPathFactory, offsets: list[int], repeat: int
@@ -158,13 +166,19 @@ def test_partition_content_depends_only_on_the_last_write_of_each_snapshot(
     base = datetime(2024, 1, 2, 15, 0, tzinfo=UTC)
     for _ in range(repeat):
         for offset in offsets:
-            write_partition(lake, OPTION_QUOTES, make_quotes(ts=base + timedelta(hours=offset)), "SPY", DAY)
+            write_partition(
+                lake, OPTION_QUOTES, make_quotes(ts=base + timedelta(hours=offset)), "SPY", DAY
+            )
     stored = read_partition(lake, OPTION_QUOTES, "SPY", DAY)
     assert stored.height == 4 * len(set(offsets))
     assert stored.select("contract_id", "ts_event").is_unique().all()
     once = Lake(tmp_path_factory.mktemp("once"))
     for offset in sorted(set(offsets)):
-        write_partition(lake=once, spec=OPTION_QUOTES, frame=make_quotes(ts=base + timedelta(hours=offset)),
-                        underlying="SPY", day=DAY)
+        write_partition(
+            lake=once,
+            spec=OPTION_QUOTES,
+            frame=make_quotes(ts=base + timedelta(hours=offset)),
+            underlying="SPY",
+            day=DAY,
+        )
     assert stored.equals(read_partition(once, OPTION_QUOTES, "SPY", DAY))
-

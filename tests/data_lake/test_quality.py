@@ -95,7 +95,9 @@ def test_quarantine_record_keeps_the_row_as_json(quotes: QuotesFactory) -> None:
 
 def test_conform_names_the_missing_column() -> None:
     frame = pl.DataFrame({"underlying": ["SPY"], "bid": [1.0]})
-    with pytest.raises(DataQualityError, match=r"origin\.csv: missing required column\(s\).*contract_id"):
+    with pytest.raises(
+        DataQualityError, match=r"origin\.csv: missing required column\(s\).*contract_id"
+    ):
         conform(frame, OPTION_QUOTES, "origin.csv")
 
 
@@ -108,9 +110,16 @@ def test_conform_names_the_uncastable_column(quotes: QuotesFactory) -> None:
 def test_bar_with_high_below_close_is_quarantined() -> None:
     bars = pl.DataFrame(
         {
-            "underlying": ["SPY"], "date": [date(2024, 1, 2)],
-            "ts_event": [SNAPSHOT], "bar_seconds": [86400], "open": [470.0], "high": [471.0],
-            "low": [469.0], "close": [472.0], "volume": [10], "ts_init": [SNAPSHOT],
+            "underlying": ["SPY"],
+            "date": [date(2024, 1, 2)],
+            "ts_event": [SNAPSHOT],
+            "bar_seconds": [86400],
+            "open": [470.0],
+            "high": [471.0],
+            "low": [469.0],
+            "close": [472.0],
+            "volume": [10],
+            "ts_init": [SNAPSHOT],
             "source": ["t"],
         }
     )
@@ -137,9 +146,7 @@ def test_checks_lose_no_row_and_keep_only_clean_rows(
     n = len(bids)
     frame = make_quotes(
         n=n, bid=bids, ask=asks[:n], strike=strikes[:n], underlying_price=spots[:n]
-    ).with_columns(
-        pl.format("SPY240119C{}", pl.int_range(pl.len())).alias("contract_id")
-    )
+    ).with_columns(pl.format("SPY240119C{}", pl.int_range(pl.len())).alias("contract_id"))
     result = check(frame, OPTION_QUOTES)
     assert result.valid.height + result.quarantined.height == n  # nothing lost
     valid = result.valid

@@ -12,7 +12,9 @@ from flows.cli import main
 from tests.flows.conftest import lake_snapshot
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+def run_cli(
+    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, str]:
     monkeypatch.setattr(sys, "argv", ["volflow", *args])
     code = 0
     try:
@@ -29,10 +31,26 @@ def error_lines(err: str) -> list[str]:
 
 
 @pytest.fixture
-def ingested(home: Path, prefect_server: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Path:
+def ingested(
+    home: Path,
+    prefect_server: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
     code, out, _ = run_cli(
-        ["ingest", "synthetic", "--underlyings", "SPY,QQQ", "--start", "2024-03-04", "--end", "2024-03-05", "--json"],
-        capsys, monkeypatch,
+        [
+            "ingest",
+            "synthetic",
+            "--underlyings",
+            "SPY,QQQ",
+            "--start",
+            "2024-03-04",
+            "--end",
+            "2024-03-05",
+            "--json",
+        ],
+        capsys,
+        monkeypatch,
     )
     assert code == 0
     summary = json.loads(out)
@@ -41,19 +59,28 @@ def ingested(home: Path, prefect_server: None, capsys: pytest.CaptureFixture[str
 
 
 @pytest.mark.integration
-def test_ingest_then_status_and_sql(ingested: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ingest_then_status_and_sql(
+    ingested: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     code, out, _ = run_cli(["lake", "status", "--json"], capsys, monkeypatch)
     assert code == 0
     status = json.loads(out)
     tables = {t["table"]: t for t in status["tables"]}
     assert tables["option_quotes"]["partitions"] == 4
     assert tables["option_quotes"]["underlyings"] == {"QQQ": 2, "SPY": 2}
-    assert (tables["option_quotes"]["first_date"], tables["option_quotes"]["last_date"]) == ("2024-03-04", "2024-03-05")
+    assert (tables["option_quotes"]["first_date"], tables["option_quotes"]["last_date"]) == (
+        "2024-03-04",
+        "2024-03-05",
+    )
     assert status["last_ingest"] is not None and status["corrupt_files"] == []
 
     sql = "SELECT underlying, count(*) AS n FROM option_quotes GROUP BY ALL ORDER BY 1"
     code, out, _ = run_cli(["sql", sql, "--format", "csv"], capsys, monkeypatch)
-    assert code == 0 and out.splitlines()[0] == "underlying,n" and out.splitlines()[1].startswith("QQQ,")
+    assert (
+        code == 0
+        and out.splitlines()[0] == "underlying,n"
+        and out.splitlines()[1].startswith("QQQ,")
+    )
     code, out, _ = run_cli(["sql", sql, "--format", "json"], capsys, monkeypatch)
     rows = json.loads(out)
     assert [r["underlying"] for r in rows] == ["QQQ", "SPY"]
@@ -82,17 +109,33 @@ def test_corrupted_partition_is_named_by_status_and_sql_and_left_alone(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--underlyings", "NOPE", "--start", "2024-03-04", "--end", "2024-03-05"], "unknown underlying 'NOPE'"),
-        (["--underlyings", "SPY", "--start", "2024-03-05", "--end", "2024-03-04"], "before start date"),
-        (["--underlyings", "SPY", "--start", "2024-03-09", "--end", "2024-03-10"], "no exchange sessions"),
+        (
+            ["--underlyings", "NOPE", "--start", "2024-03-04", "--end", "2024-03-05"],
+            "unknown underlying 'NOPE'",
+        ),
+        (
+            ["--underlyings", "SPY", "--start", "2024-03-05", "--end", "2024-03-04"],
+            "before start date",
+        ),
+        (
+            ["--underlyings", "SPY", "--start", "2024-03-09", "--end", "2024-03-10"],
+            "no exchange sessions",
+        ),
         (["--underlyings", "SPY", "--start", "2024-03-04"], "give both start and end"),
-        (["--underlyings", "S/PY", "--start", "2024-03-04", "--end", "2024-03-05"], "invalid underlying symbol"),
+        (
+            ["--underlyings", "S/PY", "--start", "2024-03-04", "--end", "2024-03-05"],
+            "invalid underlying symbol",
+        ),
     ],
 )
 def test_bad_ingest_arguments_fail_with_one_line_and_write_nothing(
-    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+    home: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    message: str,
 ) -> None:
-    code, out, err = run_cli(["ingest", "synthetic", *args], capsys, monkeypatch)
+    code, _, err = run_cli(["ingest", "synthetic", *args], capsys, monkeypatch)
     assert code == 2
     lines = error_lines(err)
     assert len(lines) == 1 and message in lines[0], err
@@ -100,22 +143,39 @@ def test_bad_ingest_arguments_fail_with_one_line_and_write_nothing(
     assert not (home / "lake" / "option_quotes").exists()
 
 
-def test_unwritable_home_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unwritable_home_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     monkeypatch.setenv("VOLFLOW_HOME", str(blocker / "home"))
     code, _, err = run_cli(
-        ["ingest", "synthetic", "--underlyings", "SPY", "--start", "2024-03-04", "--end", "2024-03-04"], capsys, monkeypatch
+        [
+            "ingest",
+            "synthetic",
+            "--underlyings",
+            "SPY",
+            "--start",
+            "2024-03-04",
+            "--end",
+            "2024-03-04",
+        ],
+        capsys,
+        monkeypatch,
     )
     assert code == 2
     assert "writable" in err and "VOLFLOW_HOME" in err and "Traceback" not in err
 
 
-def test_bad_sql_is_a_one_line_error(home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_sql_is_a_one_line_error(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     code, _, err = run_cli(["sql", "SELEC nonsense"], capsys, monkeypatch)
     assert code == 2 and error_lines(err) and "syntax error" in err.lower()
 
 
-def test_unknown_option_is_a_usage_error(home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_option_is_a_usage_error(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     code, _, err = run_cli(["lake", "status", "--bogus"], capsys, monkeypatch)
     assert code == 2 and "No such option" in err

@@ -21,7 +21,11 @@ def test_ingest_flow_writes_every_partition_and_reports_counts(home: Path) -> No
     summary = ingest_chains(IngestParams(underlyings=["SPY", "XYZ"], start=START, end=END))
     assert summary["failed"] == {}
     lake = load_settings().lake
-    counts = query(lake, "SELECT underlying, count(*) AS n, count(DISTINCT date) AS days FROM option_quotes GROUP BY ALL ORDER BY ALL")
+    counts = query(
+        lake,
+        "SELECT underlying, count(*) AS n, count(DISTINCT date) AS days"
+        " FROM option_quotes GROUP BY ALL ORDER BY ALL",
+    )
     for row in counts.iter_rows(named=True):
         reported = summary["underlyings"][row["underlying"]]
         assert row["days"] == 5
@@ -67,7 +71,9 @@ def test_scheduled_run_without_dates_writes_the_latest_snapshot(home: Path) -> N
     as_of = datetime(2024, 3, 5, 16, 10, tzinfo=UTC)  # 11:10 in New York
     summary = ingest_chains(IngestParams(underlyings=["SPY"], as_of=as_of))
     assert summary["underlyings"]["SPY"]["rows"]["option_quotes"] > 500
-    times = query(load_settings().lake, "SELECT DISTINCT ts_event FROM option_quotes")["ts_event"].to_list()
+    times = query(load_settings().lake, "SELECT DISTINCT ts_event FROM option_quotes")[
+        "ts_event"
+    ].to_list()
     assert times == [datetime(2024, 3, 5, 16, 0, tzinfo=UTC)]
 
 

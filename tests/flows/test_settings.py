@@ -27,12 +27,16 @@ def test_environment_overrides_yaml_which_overrides_defaults(
     assert (settings.synthetic.seed, settings.synthetic.signal) == (9, "planted")
 
 
-def test_comma_separated_underlyings_from_the_environment(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_comma_separated_underlyings_from_the_environment(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("VOLFLOW_UNDERLYINGS", "spy, aapl")
     assert load_settings().underlyings == ["SPY", "AAPL"]
 
 
-def test_yaml_can_add_a_synthetic_underlying(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_yaml_can_add_a_synthetic_underlying(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "volflow.yaml"
     config.write_text("synthetic:\n  universe:\n    ABC: {spot: 30, vol: 0.4}\n")
     monkeypatch.setenv("VOLFLOW_CONFIG", str(config))

@@ -24,12 +24,16 @@ from data_lake.sources.synthetic_chain import bsm_price, nice_strike_step
 START, END = date(2024, 3, 1), date(2024, 3, 15)
 
 
-def _quotes(config: SyntheticConfig, start: date = START, end: date = END, underlying: str = "SPY") -> pl.DataFrame:
+def _quotes(
+    config: SyntheticConfig, start: date = START, end: date = END, underlying: str = "SPY"
+) -> pl.DataFrame:
     return pl.concat(b.frames[OPTION_QUOTES.name] for b in generate(underlying, start, end, config))
 
 
 def _bars(config: SyntheticConfig, start: date, end: date, underlying: str = "SPY") -> pl.DataFrame:
-    return pl.concat(b.frames[UNDERLYING_BARS.name] for b in generate(underlying, start, end, config))
+    return pl.concat(
+        b.frames[UNDERLYING_BARS.name] for b in generate(underlying, start, end, config)
+    )
 
 
 def test_same_seed_same_market_other_seed_other_market() -> None:
@@ -40,7 +44,9 @@ def test_same_seed_same_market_other_seed_other_market() -> None:
 
 def test_a_day_is_the_same_whatever_range_is_asked() -> None:
     config = SyntheticConfig(seed=3)
-    long = _quotes(config, date(2024, 3, 1), date(2024, 3, 28)).filter(pl.col("date") == date(2024, 3, 12))
+    long = _quotes(config, date(2024, 3, 1), date(2024, 3, 28)).filter(
+        pl.col("date") == date(2024, 3, 12)
+    )
     short = _quotes(config, date(2024, 3, 12), date(2024, 3, 12))
     assert short.height > 500 and long.equals(short)
 
@@ -49,7 +55,9 @@ def test_daily_close_equals_the_intraday_close_snapshot() -> None:
     daily = _quotes(SyntheticConfig(seed=4), START, START)
     intraday = _quotes(SyntheticConfig(seed=4, intraday=True), START, START)
     close = intraday.filter(pl.col("ts_event") == intraday["ts_event"].max())
-    assert daily.drop("bid_size", "ask_size", "last").equals(close.drop("bid_size", "ask_size", "last"))
+    assert daily.drop("bid_size", "ask_size", "last").equals(
+        close.drop("bid_size", "ask_size", "last")
+    )
     local_hours = sorted({t.astimezone(EXCHANGE_TZ).hour for t in intraday["ts_event"].unique()})
     assert local_hours == [10, 11, 12, 13, 14, 15, 16]
 
@@ -104,13 +112,17 @@ def test_contract_ids_are_occ_symbols() -> None:
 
 
 def test_spreads_widen_for_short_dated_and_far_otm_contracts() -> None:
-    chain = _quotes(SyntheticConfig(seed=8), START, date(2024, 3, 8)).with_columns(
-        dte=(pl.col("expiry") - pl.col("date")).dt.total_days(),
-        spread_rel=(pl.col("ask") - pl.col("bid")) / ((pl.col("ask") + pl.col("bid")) / 2),
-        otm=((pl.col("right") == "C") & (pl.col("strike") > pl.col("underlying_price")))
-        | ((pl.col("right") == "P") & (pl.col("strike") < pl.col("underlying_price"))),
-        moneyness=(pl.col("strike") / pl.col("underlying_price")).log().abs(),
-    ).filter(pl.col("otm"))
+    chain = (
+        _quotes(SyntheticConfig(seed=8), START, date(2024, 3, 8))
+        .with_columns(
+            dte=(pl.col("expiry") - pl.col("date")).dt.total_days(),
+            spread_rel=(pl.col("ask") - pl.col("bid")) / ((pl.col("ask") + pl.col("bid")) / 2),
+            otm=((pl.col("right") == "C") & (pl.col("strike") > pl.col("underlying_price")))
+            | ((pl.col("right") == "P") & (pl.col("strike") < pl.col("underlying_price"))),
+            moneyness=(pl.col("strike") / pl.col("underlying_price")).log().abs(),
+        )
+        .filter(pl.col("otm"))
+    )
     near = chain.filter(pl.col("moneyness") < 0.01)
     short = near.filter(pl.col("dte") <= 3)["spread_rel"].median()
     medium = near.filter(pl.col("dte").is_between(25, 60))["spread_rel"].median()
@@ -123,7 +135,15 @@ def _implied_vol(
     price: float, spot: float, strike: float, tau: float, r: float, q: float, is_call: bool
 ) -> float:
     def f(sigma: float) -> float:
-        value = bsm_price(np.array([is_call]), np.array([spot]), np.array([strike]), np.array([tau]), r, q, np.array([sigma]))
+        value = bsm_price(
+            np.array([is_call]),
+            np.array([spot]),
+            np.array([strike]),
+            np.array([tau]),
+            r,
+            q,
+            np.array([sigma]),
+        )
         return float(value[0]) - price
 
     return float(brentq(f, 1e-4, 5.0, xtol=1e-10))
@@ -139,12 +159,17 @@ def test_implied_volatility_is_above_realized_on_average_with_a_put_skew() -> No
     ivs, skews = [], []
     for batch in generate("SPY", start, end, config, skip_day=lambda d: d.toordinal() % 10 != 0):
         chain = batch.frames[OPTION_QUOTES.name].with_columns(
-            dte=(pl.col("expiry") - pl.col("date")).dt.total_days(), mid=(pl.col("bid") + pl.col("ask")) / 2
+            dte=(pl.col("expiry") - pl.col("date")).dt.total_days(),
+            mid=(pl.col("bid") + pl.col("ask")) / 2,
         )
-        expiry_chain = chain.filter(pl.col("dte") >= 25).filter(pl.col("dte") == pl.col("dte").min())
+        expiry_chain = chain.filter(pl.col("dte") >= 25).filter(
+            pl.col("dte") == pl.col("dte").min()
+        )
         spot, tau = expiry_chain["underlying_price"][0], (expiry_chain["dte"][0] + 0.0) / 365
         calls = expiry_chain.filter(pl.col("right") == "C").sort((pl.col("strike") - spot).abs())
-        puts = expiry_chain.filter(pl.col("right") == "P").sort((pl.col("strike") - 0.93 * spot).abs())
+        puts = expiry_chain.filter(pl.col("right") == "P").sort(
+            (pl.col("strike") - 0.93 * spot).abs()
+        )
         atm = calls.row(0, named=True)
         ivs.append(_implied_vol(atm["mid"], spot, atm["strike"], tau, config.rate, q, True))
         otm_put = puts.row(0, named=True)
@@ -159,13 +184,20 @@ def test_planted_signal_moves_prices_but_not_the_underlying() -> None:
     planted = SyntheticConfig(seed=9, signal="planted")
     assert _bars(none, START, END).equals(_bars(planted, START, END))
     q_none, q_planted = _quotes(none), _quotes(planted)
-    assert q_none.select("contract_id", "ts_event").equals(q_planted.select("contract_id", "ts_event"))
+    assert q_none.select("contract_id", "ts_event").equals(
+        q_planted.select("contract_id", "ts_event")
+    )
     assert not q_none["bid"].equals(q_planted["bid"])
 
 
 def test_planted_mispricing_is_a_documented_ar1() -> None:
     config = SyntheticConfig(seed=10, signal="planted", planted_sd=0.06, planted_phi=0.8)
-    m = np.array([d.mispricing for d in simulate_path("QQQ", date(2019, 12, 31), config, exchange_calendar())])
+    m = np.array(
+        [
+            d.mispricing
+            for d in simulate_path("QQQ", date(2019, 12, 31), config, exchange_calendar())
+        ]
+    )
     m = m[250:]
     assert abs(m.std() - 0.06) < 0.006
     assert abs(np.corrcoef(m[:-1], m[1:])[0, 1] - 0.8) < 0.03
@@ -177,7 +209,14 @@ def test_unknown_underlying_is_a_clear_error() -> None:
 
 
 def test_nice_strike_steps() -> None:
-    assert [nice_strike_step(x) for x in (0.2, 0.7, 1.0, 1.3, 3.0, 7.0)] == [0.5, 1.0, 1.0, 2.5, 5.0, 10.0]
+    assert [nice_strike_step(x) for x in (0.2, 0.7, 1.0, 1.3, 3.0, 7.0)] == [
+        0.5,
+        1.0,
+        1.0,
+        2.5,
+        5.0,
+        10.0,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -189,7 +228,9 @@ def test_nice_strike_steps() -> None:
         (datetime(2024, 3, 16, 12, 0, tzinfo=UTC), "2024-03-15 16:00", True),  # Saturday
     ],
 )
-def test_latest_snapshot_is_the_last_one_published(now: datetime, expected_local: str, with_bar: bool) -> None:
+def test_latest_snapshot_is_the_last_one_published(
+    now: datetime, expected_local: str, with_bar: bool
+) -> None:
     batch = latest_snapshot("SPY", now, SyntheticConfig())
     quotes = batch.frames[OPTION_QUOTES.name]
     assert quotes["ts_event"].n_unique() == 1
@@ -202,9 +243,16 @@ def test_latest_snapshot_is_the_last_one_published(now: datetime, expected_local
 def test_resuming_from_a_checkpoint_gives_the_identical_path() -> None:
     config = SyntheticConfig(seed=12, signal="planted")
     cal = exchange_calendar()
-    full = [d for d in simulate_path("IWM", date(2016, 6, 30), config, cal) if d.session.day >= date(2016, 6, 1)]
-    resumed = [d for d in simulate_path("IWM", date(2016, 6, 30), config, cal, start=date(2016, 6, 10))
-               if d.session.day >= date(2016, 6, 1)]
+    full = [
+        d
+        for d in simulate_path("IWM", date(2016, 6, 30), config, cal)
+        if d.session.day >= date(2016, 6, 1)
+    ]
+    resumed = [
+        d
+        for d in simulate_path("IWM", date(2016, 6, 30), config, cal, start=date(2016, 6, 10))
+        if d.session.day >= date(2016, 6, 1)
+    ]
     assert [(d.spots, d.variances, d.mispricing) for d in full] == [
         (d.spots, d.variances, d.mispricing) for d in resumed
     ]
