@@ -151,6 +151,9 @@ def ingest_synthetic(
     replace: Annotated[
         bool, typer.Option(help="Replace whole partitions instead of merging snapshots")
     ] = False,
+    dirt_rate: Annotated[
+        float | None, typer.Option(help="Fraction of quote rows made bad on purpose (0-0.5)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
     """Generate the seeded synthetic market and ingest it (runs the ingest-chains flow).
@@ -165,6 +168,7 @@ def ingest_synthetic(
         seed=seed,
         signal=signal.value if signal else None,
         intraday=intraday,
+        dirt_rate=dirt_rate,
         mode="replace" if replace else "merge",
     )
     from flows.ingest import ingest_chains

@@ -22,6 +22,7 @@ from flows.settings import Settings
 DEMO_UNDERLYINGS = ["SPY", "QQQ"]
 DEMO_START = date(2024, 1, 2)
 DEMO_END = date(2024, 3, 28)
+DEMO_DIRT_RATE = 0.0005
 
 ATM_30D_SQL = """
 WITH q AS (
@@ -51,7 +52,10 @@ def run_demo(
     """Ingest, then summarize; every step goes through the same flows as production."""
     start, end = start or DEMO_START, end or DEMO_END
     console.rule(f"1/2 ingest-chains: synthetic {','.join(DEMO_UNDERLYINGS)} {start}..{end}")
-    params = IngestParams(underlyings=DEMO_UNDERLYINGS, start=start, end=end)
+    # a little realistic dirt, so the quality checks and the quarantine have work to show
+    params = IngestParams(
+        underlyings=DEMO_UNDERLYINGS, start=start, end=end, dirt_rate=DEMO_DIRT_RATE
+    )
     summary = run_flow(ingest_chains, params)
     for underlying, s in summary["underlyings"].items():
         console.print(
@@ -67,6 +71,10 @@ def run_demo(
             f" {table['partitions']:>5} partitions"
             f"  {table['first_date'] or ''} .. {table['last_date'] or ''}"
         )
+    if report["quarantine"]:
+        console.print("quarantined rows by failed check (also in volflow lake status):")
+        for row in report["quarantine"]:
+            console.print(f"  {row['underlying']:>5} {row['reason']:<28} {row['rows']:>5}")
     console.print("\nNearest-to-30-day ATM call of SPY, last 5 sessions (DuckDB over the lake):")
     with pl.Config(tbl_rows=10, tbl_cols=-1, tbl_width_chars=160):
         console.print(

@@ -17,7 +17,7 @@ from prefect import flow
 from prefect.futures import PrefectFuture
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from data_lake.calendar import exchange_calendar
 from data_lake.errors import ConfigError
@@ -38,6 +38,7 @@ class IngestParams(BaseModel):
     seed: int | None = None
     signal: Literal["none", "planted"] | None = None
     intraday: bool = False
+    dirt_rate: float | None = Field(default=None, ge=0, le=0.5)  # synthetic: bad rows on purpose
     mode: Literal["merge", "replace"] = "merge"
     skip_existing: bool = False
     as_of: datetime | None = None  # the clock for a snapshot run; default: now (UTC)
@@ -64,7 +65,7 @@ def validate_request(params: IngestParams, settings: Settings) -> tuple[list[str
     if not underlyings:
         raise ConfigError("no underlyings given: pass --underlyings or set underlyings in settings")
     config = settings.synthetic.to_config(
-        seed=params.seed, signal=params.signal, intraday=params.intraday
+        seed=params.seed, signal=params.signal, intraday=params.intraday, dirt_rate=params.dirt_rate
     )
     for underlying in underlyings:
         config.profile(underlying)

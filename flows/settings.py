@@ -51,6 +51,7 @@ class SyntheticSettings(BaseModel):
     strike_range_sd: tuple[float, float] = (-3.5, 2.5)
     strikes_per_sd: float = Field(default=20.0, ge=2, le=100)
     planted_sd: float = Field(default=0.06, ge=0, le=0.5)
+    dirt_rate: float = Field(default=0.0, ge=0, le=0.5)
     universe: dict[str, ProfileSettings] = Field(default_factory=dict)
 
     def to_config(self, **overrides: object) -> SyntheticConfig:
@@ -65,6 +66,7 @@ class SyntheticSettings(BaseModel):
             "strike_range_sd": self.strike_range_sd,
             "strikes_per_sd": self.strikes_per_sd,
             "planted_sd": self.planted_sd,
+            "dirt_rate": self.dirt_rate,
             "universe": universe,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})

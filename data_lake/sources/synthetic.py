@@ -127,6 +127,7 @@ class SyntheticConfig:
     strikes_per_sd: float = 20.0  # chain density; lower it for smaller, faster test markets
     planted_sd: float = 0.06
     planted_phi: float = 0.8
+    dirt_rate: float = 0.0  # fraction of quote rows made bad on purpose (see _with_dirt)
     universe: dict[str, UnderlyingProfile] = field(default_factory=lambda: dict(DEFAULT_UNIVERSE))
 
     def profile(self, underlying: str) -> UnderlyingProfile:
@@ -387,6 +388,55 @@ def _bar_frame(underlying: str, sim: SimulatedDay, config: SyntheticConfig) -> p
     return pl.from_dicts([row], schema=UNDERLYING_BARS.schema)
 
 
+DIRT_KINDS = (
+    "crossed",
+    "negative_bid",
+    "no_underlying_price",
+    "infinite_ask",
+    "duplicate",
+    "conflict",
+)
+
+
+def _with_dirt(
+    quotes: pl.DataFrame, config: SyntheticConfig, underlying: str, day: date
+) -> pl.DataFrame:
+    """Make ``dirt_rate`` of the rows bad the way real feeds are, deterministically by seed:
+    crossed quotes, negative bids, a missing underlying price, an infinite ask, exact
+    and conflicting duplicate rows. The write-time checks must quarantine all of them."""
+    rng = np.random.default_rng(_stream_seed(config.seed, underlying, day, 3))
+    count = int(rng.binomial(quotes.height, config.dirt_rate))
+    if count == 0:
+        return quotes
+    rows = rng.choice(quotes.height, size=count, replace=False)
+    kinds = rng.integers(0, len(DIRT_KINDS), count)
+    picked = quotes[rows.tolist()].with_columns(pl.Series("_kind", kinds))
+    kind = pl.col("_kind")
+    damaged = picked.with_columns(
+        pl.when(kind == 0)
+        .then(pl.col("ask") + 0.05)
+        .when(kind == 1)
+        .then(-pl.col("bid") - 0.01)
+        .when(kind == 5)
+        .then(pl.col("bid") + 0.01)
+        .otherwise(pl.col("bid"))
+        .alias("bid"),
+        pl.when(kind == 3).then(float("inf")).otherwise(pl.col("ask")).alias("ask"),
+        pl.when(kind == 2)
+        .then(None)
+        .otherwise(pl.col("underlying_price"))
+        .alias("underlying_price"),
+    )
+    in_place = damaged.filter(kind <= 3).drop("_kind")
+    extra = damaged.filter(kind >= 4).drop("_kind")
+    clean = (
+        quotes.with_row_index("_row")
+        .filter(~pl.col("_row").is_in(pl.Series(rows[kinds <= 3]).cast(pl.UInt32).implode()))
+        .drop("_row")
+    )
+    return pl.concat([clean, in_place, extra])
+
+
 def generate(
     underlying: str,
     start: date,
@@ -406,11 +456,14 @@ def generate(
     for sim in simulate_path(underlying, end, config, calendar, start=start):
         if sim.session.day < start or (skip_day is not None and skip_day(sim.session.day)):
             continue
+        quotes = _chain_frame(underlying, sim, config, calendar)
+        if config.dirt_rate > 0:
+            quotes = _with_dirt(quotes, config, underlying, sim.session.day)
         yield SourceBatch(
             underlying=underlying,
             day=sim.session.day,
             frames={
-                OPTION_QUOTES.name: _chain_frame(underlying, sim, config, calendar),
+                OPTION_QUOTES.name: quotes,
                 UNDERLYING_BARS.name: _bar_frame(underlying, sim, config),
             },
             origin=f"synthetic seed={config.seed} {underlying} {sim.session.day}",

@@ -47,6 +47,8 @@ def ingested(
             "2024-03-04",
             "--end",
             "2024-03-05",
+            "--dirt-rate",
+            "0.01",
             "--json",
         ],
         capsys,
@@ -55,6 +57,9 @@ def ingested(
     assert code == 0
     summary = json.loads(out)
     assert summary["underlyings"]["SPY"]["partitions"] == 4
+    quarantined = sum(sum(s["quarantined"].values()) for s in summary["underlyings"].values())
+    assert quarantined > 0
+    (home / "quarantined.txt").write_text(str(quarantined))
     return home / "lake"
 
 
@@ -86,7 +91,15 @@ def test_ingest_then_status_and_sql(
     assert [r["underlying"] for r in rows] == ["QQQ", "SPY"]
     assert rows[0]["n"] + rows[1]["n"] == tables["option_quotes"]["rows"]
     code, out, _ = run_cli(["lake", "status"], capsys, monkeypatch)
-    assert code == 0 and "option_quotes" in out and "quarantine: empty" in out
+    assert code == 0 and "option_quotes" in out and "quarantine (rows per failed check)" in out
+    quarantined = int((ingested.parent / "quarantined.txt").read_text())
+    assert tables["quarantine"]["rows"] == quarantined
+    reasons = {row["reason"] for row in status["quarantine"]}
+    assert {"bid_above_ask", "missing_underlying_price"} <= reasons
+    code, out, _ = run_cli(
+        ["sql", "SELECT count(*) AS n FROM quarantine", "--format", "json"], capsys, monkeypatch
+    )
+    assert json.loads(out) == [{"n": quarantined}]
 
 
 @pytest.mark.integration

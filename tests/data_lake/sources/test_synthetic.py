@@ -256,3 +256,18 @@ def test_resuming_from_a_checkpoint_gives_the_identical_path() -> None:
     assert [(d.spots, d.variances, d.mispricing) for d in full] == [
         (d.spots, d.variances, d.mispricing) for d in resumed
     ]
+
+
+def test_injected_dirt_is_deterministic_and_every_bad_row_is_quarantined() -> None:
+    clean = _quotes(SyntheticConfig(seed=13), START, date(2024, 3, 5))
+    dirty_config = SyntheticConfig(seed=13, dirt_rate=0.02)
+    dirty = _quotes(dirty_config, START, date(2024, 3, 5))
+    assert dirty.equals(_quotes(dirty_config, START, date(2024, 3, 5)))
+    result = check(dirty, OPTION_QUOTES)
+    slipped = result.valid.join(clean, on=clean.columns, how="anti", nulls_equal=True)
+    assert slipped.is_empty()  # nothing damaged reached the valid rows
+    assert set(result.reason_counts) == {
+        "bid_above_ask", "negative_price", "missing_underlying_price", "non_finite_price",
+        "duplicate_row", "conflicting_duplicate",
+    }
+    assert 0.015 * clean.height < result.quarantined.height < 0.04 * clean.height
