@@ -605,6 +605,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--underlyings", default="SPY,QQQ", help="comma-separated tickers")
     parser.add_argument("--quick", action="store_true", help="two months; histories 63/252")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--strikes-per-sd", type=float, default=20.0, help="synthetic chain density"
+    )
+    parser.add_argument("--skip-query", action="store_true", help="only the write benchmark")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per point query")
     parser.add_argument(
         "--baseline-sessions", type=int, default=20, help="sessions per underlying for SQLite"
@@ -622,12 +626,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         start = END - timedelta(days=round(365.25 * args.years) - 1)
         histories = FULL_HISTORIES
-    config = SyntheticConfig(seed=args.seed)
+    config = SyntheticConfig(seed=args.seed, strikes_per_sd=args.strikes_per_sd)
     register_sqlite_adapters()
     print(
         f"bench_ingest: python {platform.python_version()}, polars {pl.__version__},"
         f" duckdb {duckdb.__version__}, sqlite {sqlite3.sqlite_version}, pandas {pd.__version__};"
-        f" seed {args.seed}{'; --quick' if args.quick else ''}"
+        f" seed {args.seed}; {args.strikes_per_sd:g} strikes per sd"
+        f"{'; --quick' if args.quick else ''}"
     )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="volflow-bench-", dir="/tmp") as tmp:
@@ -641,8 +646,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             workdir=workdir,
         )
         report_write(write)
-        results = bench_point_query(write.templates, histories, args.repeats, workdir)
-        report_query(results, write.templates, args.repeats)
+        if not args.skip_query:
+            results = bench_point_query(write.templates, histories, args.repeats, workdir)
+            report_query(results, write.templates, args.repeats)
     print(
         f"\n3. Peak RSS: {peak_rss_mib():,.0f} MiB; total run time"
         f" {time.perf_counter() - started:.0f} s"
