@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
+from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 from prefect.states import State
 
@@ -18,6 +20,15 @@ from data_lake.schemas import OPTION_QUOTES
 from data_lake.sources import synthetic
 from data_lake.sources.synthetic import SyntheticConfig
 from tasks import progress
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The run logger inside a Prefect run; the module logger when a body runs via .fn()."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
 
 # Sessions written per call: the checks' fixed cost is paid once per chunk, memory stays small.
 WRITE_CHUNK_DAYS = 20
@@ -58,7 +69,7 @@ def ingest_synthetic_range(
     skip_existing: bool = False,
 ) -> dict[str, object]:
     """Generate and write ``underlying``'s synthetic chains for every session in range."""
-    logger = get_run_logger()
+    logger = _logger()
     lake.ensure_writable()
     summary = IngestSummary(underlying, synthetic.SOURCE_NAME)
 
@@ -106,5 +117,5 @@ def ingest_synthetic_snapshot(
     summary = IngestSummary(underlying, synthetic.SOURCE_NAME)
     summary.add(write_batch(lake, batch, "merge"))
     progress.report(underlying, batch.day, sum(summary.rows.values()))
-    get_run_logger().info("%s snapshot %s: rows %s", underlying, batch.origin, dict(summary.rows))
+    _logger().info("%s snapshot %s: rows %s", underlying, batch.origin, dict(summary.rows))
     return summary.as_dict()

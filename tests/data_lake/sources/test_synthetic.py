@@ -267,7 +267,11 @@ def test_injected_dirt_is_deterministic_and_every_bad_row_is_quarantined() -> No
     slipped = result.valid.join(clean, on=clean.columns, how="anti", nulls_equal=True)
     assert slipped.is_empty()  # nothing damaged reached the valid rows
     assert set(result.reason_counts) == {
-        "bid_above_ask", "negative_price", "missing_underlying_price", "non_finite_price",
-        "duplicate_row", "conflicting_duplicate",
+        "bid_above_ask",
+        "negative_price",
+        "missing_underlying_price",
+        "non_finite_price",
+        "duplicate_row",
+        "conflicting_duplicate",
     }
     assert 0.015 * clean.height < result.quarantined.height < 0.04 * clean.height
