@@ -71,13 +71,9 @@ def test_only_transient_io_errors_are_retried(exc: Exception, retry: bool) -> No
 
 
 def test_lake_error_caused_by_an_io_error_is_retried() -> None:
-    try:
-        try:
-            raise OSError(28, "No space left on device")
-        except OSError as cause:
-            raise LakeError("cannot write lake file") from cause
-    except LakeError as exc:
-        assert retry_on_io_error(None, None, _failed(exc)) is True  # type: ignore[arg-type]
+    error = LakeError("cannot write lake file")
+    error.__cause__ = OSError(28, "No space left on device")
+    assert retry_on_io_error(None, None, _failed(error)) is True  # type: ignore[arg-type]
 
 
 def test_completed_state_is_not_retried() -> None:
