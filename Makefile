@@ -14,6 +14,8 @@ export OMP_WAIT_POLICY := PASSIVE
 export UV_PYTHON_DOWNLOADS := never
 export VOLFLOW_HOME
 export PREFECT_HOME ?= $(VOLFLOW_HOME)/prefect
+# prefect.yaml's pull step runs flows from here (templated when a worker starts a run)
+export VOLFLOW_REPO ?= $(CURDIR)
 
 .PHONY: setup demo test test-fast lint format bench prefect-ui deploy worker clean
 

@@ -283,8 +283,14 @@ def bench_write(
         kept = 0
         last: SourceBatch | None = None
         chunk: list[SourceBatch] = []
-        batches = list(timed(generate(underlying, start, end, config)))
-        for i, (batch, gen_seconds) in enumerate(batches):
+
+        def flush(chunk: list[SourceBatch]) -> None:
+            t0 = time.perf_counter()
+            writes = write_batches(lake, chunk)
+            result.write_seconds += time.perf_counter() - t0
+            result.quarantined += sum(w.quarantined for w in writes)
+
+        for batch, gen_seconds in timed(generate(underlying, start, end, config)):
             result.gen_seconds += gen_seconds
             result.sessions += 1
             result.option_rows += batch.frames[OPTION_QUOTES.name].height
@@ -293,12 +299,11 @@ def bench_write(
                 kept += 1
             last = batch
             chunk.append(batch)
-            if len(chunk) == WRITE_CHUNK_DAYS or i == len(batches) - 1:
-                t0 = time.perf_counter()
-                writes = write_batches(lake, chunk)
-                result.write_seconds += time.perf_counter() - t0
-                result.quarantined += sum(w.quarantined for w in writes)
+            if len(chunk) == WRITE_CHUNK_DAYS:
+                flush(chunk)
                 chunk = []
+        if chunk:
+            flush(chunk)
         if last is None:
             raise SystemExit(f"no sessions between {start} and {end}")
         result.templates[underlying] = last

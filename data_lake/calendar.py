@@ -18,6 +18,9 @@ from data_lake.errors import ConfigError
 
 EXCHANGE_TZ = ZoneInfo("America/New_York")
 CALENDAR_START = date(2000, 1, 3)
+# A fixed end, not "today + 1 year" (the package default): sessions far ahead follow the
+# exchange's published rules, and listed expiries up to three years out must be real days.
+CALENDAR_END = date(2036, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class ExchangeCalendar:
         i = bisect_right(self.days, day) - 1
         if i < 0:
             raise ConfigError(f"{day} is before the {self.name} calendar starts ({self.first_day})")
+        if day > self.last_day:
+            raise ConfigError(f"{day} is after the {self.name} calendar ends ({self.last_day})")
         return Session(self.days[i], self.opens[i], self.closes[i])
 
     def last_session_closed_by(self, now: datetime) -> Session:
@@ -83,7 +88,7 @@ class ExchangeCalendar:
 @lru_cache(maxsize=4)
 def exchange_calendar(name: str = "XNYS") -> ExchangeCalendar:
     """The calendar ``name`` from ``exchange_calendars``, loaded once per process."""
-    cal = xcals.get_calendar(name, start=CALENDAR_START.isoformat())
+    cal = xcals.get_calendar(name, start=CALENDAR_START.isoformat(), end=CALENDAR_END.isoformat())
     schedule = cal.schedule
     days = tuple(ts.date() for ts in schedule.index)
     opens = tuple(ts.to_pydatetime().astimezone(UTC) for ts in schedule["open"])

@@ -69,7 +69,7 @@ def _macro_sql(lake: Lake, spec: TableSpec) -> str:
 
 def referenced_tables(sql: str) -> list[str]:
     """Lake tables whose names appear as words in ``sql`` (views are made only for those)."""
-    return [name for name in TABLES if re.search(rf"\b{name}\b", sql)]
+    return [name for name in TABLES if re.search(rf"\b{name}\b", sql, flags=re.IGNORECASE)]
 
 
 def connect(

@@ -15,14 +15,16 @@ ingest adds its snapshot to the day. ``mode="replace"`` swaps the whole partitio
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -150,8 +152,24 @@ def atomic_write_parquet(lake: Lake, frame: pl.DataFrame, target: Path) -> None:
 
 
 def _sorted(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
-    keys = [c for c in (spec.snapshot_column, *spec.unique_key) if c in frame.columns]
+    """Canonical row order, so a partition's bytes depend on its rows, not on write order."""
+    keys = [c for c in (*spec.snapshot_key, *spec.unique_key) if c in frame.columns]
     return frame.sort(list(dict.fromkeys(keys)), nulls_last=True, maintain_order=True)
+
+
+@contextmanager
+def _partition_lock(lake: Lake, spec: TableSpec, underlying: str, day: date) -> Iterator[None]:
+    """An exclusive lock on one partition for its read-merge-write (across processes on
+    one machine: flock), so overlapping runs cannot lose each other's snapshots."""
+    lock_dir = lake.root / "_locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    path = lock_dir / f"{spec.name}.{underlying}.{day.isoformat()}.lock"
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _conform_partition(
@@ -231,7 +249,7 @@ def write_partitions(
         key = (underlying, day)
         part_valid = valid.get(key, checked.valid.clear())
         part_rejected = rejected.get(key, checked.quarantined.clear())
-        snapshots = rows.get_column(spec.snapshot_column).drop_nulls().unique()
+        snapshots = rows.select(spec.snapshot_key).drop_nulls().unique()
         total = _store_partition(lake, spec, part_valid, part_rejected, key, snapshots, mode)
         return PartitionWrite(
             partition=Partition(spec.name, underlying, day),
@@ -261,29 +279,29 @@ def _store_partition(
     valid: pl.DataFrame,
     rejected: pl.DataFrame,
     key: tuple[str, date],
-    snapshots: pl.Series,
+    snapshots: pl.DataFrame,
     mode: WriteMode,
 ) -> int:
     """Merge (or replace) one partition's file, then its quarantine file; rows stored."""
     underlying, day = key
     target = lake.data_file(spec.name, underlying, day)
-    merged = valid
-    if mode == "merge" and target.exists():
-        existing = read_partition(lake, spec, underlying, day)
-        # canonical order, so a partition's bytes do not depend on the order of its writes
-        merged = _sorted(pl.concat([_other_snapshots(existing, spec, snapshots), valid]), spec)
-    if merged.is_empty():
-        target.unlink(missing_ok=True)
-    else:
-        atomic_write_parquet(lake, merged.drop(PARTITION_COLUMNS), target)
-    _write_quarantine(lake, spec, rejected, underlying, day, snapshots, mode)
+    with _partition_lock(lake, spec, underlying, day):
+        merged = valid
+        if mode == "merge" and target.exists():
+            existing = read_partition(lake, spec, underlying, day)
+            merged = pl.concat([_other_snapshots(existing, snapshots), valid])
+        if merged.is_empty():
+            target.unlink(missing_ok=True)
+        else:
+            atomic_write_parquet(lake, _sorted(merged, spec).drop(PARTITION_COLUMNS), target)
+        _write_quarantine(lake, spec, rejected, underlying, day, snapshots, mode)
     return merged.height
 
 
-def _other_snapshots(existing: pl.DataFrame, spec: TableSpec, snapshots: pl.Series) -> pl.DataFrame:
-    """Rows of ``existing`` whose snapshot is not being replaced."""
-    column = pl.col(spec.snapshot_column)
-    return existing.filter(column.is_not_null() & ~column.is_in(snapshots.implode()))
+def _other_snapshots(existing: pl.DataFrame, snapshots: pl.DataFrame) -> pl.DataFrame:
+    """Rows of ``existing`` whose snapshot (the key columns of ``snapshots``) is not being
+    replaced; rows with a null key belong to no snapshot and are kept."""
+    return existing.join(snapshots, on=snapshots.columns, how="anti", nulls_equal=False)
 
 
 def _write_quarantine(
@@ -292,16 +310,21 @@ def _write_quarantine(
     incoming: pl.DataFrame,
     underlying: str,
     day: date,
-    snapshots: pl.Series,
+    snapshots: pl.DataFrame,
     mode: WriteMode,
 ) -> None:
+    """Quarantined rows of this write replace those of the same snapshots; rows with no
+    snapshot time are kept, and an identical rejected row is stored once."""
     target = lake.quarantine_file(spec.name, underlying, day)
     if mode == "merge" and target.exists():
         existing = read_parquet_file(target).with_columns(
             pl.lit(underlying).alias("underlying"), pl.lit(day).alias("date")
         )
         existing = conform(existing, QUARANTINE, str(target))
-        incoming = pl.concat([_other_snapshots(existing, QUARANTINE, snapshots), incoming])
+        kept = _other_snapshots(existing, snapshots.select("ts_event").unique())
+        incoming = pl.concat([kept, incoming]).unique(
+            subset=["ts_event", "reason", "record"], keep="last", maintain_order=True
+        )
     if incoming.is_empty():
         target.unlink(missing_ok=True)
         return
@@ -325,6 +348,18 @@ def iter_partitions(lake: Lake, table: str) -> Iterator[Partition]:
 
 def partition_exists(lake: Lake, table: str, underlying: str, day: date) -> bool:
     return lake.data_file(table, underlying, day).exists()
+
+
+def partition_snapshots(lake: Lake, table: str, underlying: str, day: date) -> set[datetime]:
+    """The snapshot times (``ts_event``) stored in a partition; empty if it is absent."""
+    path = lake.data_file(table, underlying, day)
+    if not path.exists():
+        return set()
+    try:
+        times = pl.read_parquet(path, columns=["ts_event"]).get_column("ts_event")
+    except Exception as exc:
+        raise LakeError(f"corrupt or unreadable lake file {path}: {exc}") from exc
+    return set(times.unique().to_list())
 
 
 def read_partition(lake: Lake, spec: TableSpec, underlying: str, day: date) -> pl.DataFrame:

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 import polars as pl
 
 from data_lake.errors import DataQualityError
-from data_lake.schemas import OPTION_QUOTES, QUARANTINE, UNDERLYING_BARS, TableSpec
+from data_lake.schemas import (
+    OPTION_QUOTES,
+    PARTITION_COLUMNS,
+    QUARANTINE,
+    UNDERLYING_BARS,
+    TableSpec,
+)
+
+EXCHANGE_TZ = "America/New_York"
 
 PRICE_COLUMNS: dict[str, tuple[str, ...]] = {
     OPTION_QUOTES.name: ("bid", "ask", "last", "underlying_price", "strike"),
@@ -80,6 +88,16 @@ def conform(frame: pl.DataFrame, spec: TableSpec, origin: str) -> pl.DataFrame:
         )
     if frame.schema == spec.schema:
         return frame  # already conformed (the common case for our own sources)
+    naive = [
+        name
+        for name, dtype in frame.schema.items()
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is None and name in spec.schema
+    ]
+    if naive:
+        raise DataQualityError(
+            f"{origin}: column(s) {', '.join(naive)} hold naive timestamps; the lake stores "
+            "UTC: attach the source's time zone and convert to UTC before writing"
+        )
     exprs = [
         pl.col(name).cast(dtype, strict=True)
         if name in frame.columns
@@ -113,6 +131,10 @@ def _row_checks(spec: TableSpec) -> list[tuple[str, pl.Expr]]:
         ),
         ("non_finite_price", pl.any_horizontal(p.is_not_null() & ~p.is_finite() for p in prices)),
         ("negative_price", pl.any_horizontal(p < 0 for p in prices)),
+        (
+            "ts_event_outside_partition_date",
+            pl.col("ts_event").dt.convert_time_zone(EXCHANGE_TZ).dt.date() != pl.col("date"),
+        ),
     ]
     if spec.name == OPTION_QUOTES.name:
         checks += [
@@ -148,7 +170,7 @@ def _duplicate_checks(spec: TableSpec) -> list[tuple[str, pl.Expr]]:
     """Rows sharing the unique key: identical copies beyond the first, or conflicting rows."""
     if not spec.unique_key:
         return []
-    key = list(spec.unique_key)
+    key = [*PARTITION_COLUMNS, *spec.unique_key]
     in_dup_group = pl.len().over(key) > 1
     conflicting = pl.struct(pl.all()).n_unique().over(key) > 1
     extra_copy = ~pl.struct(pl.all()).is_first_distinct()
@@ -169,7 +191,7 @@ def check(frame: pl.DataFrame, spec: TableSpec) -> CheckedFrame:
     row_checks = _row_checks(spec)
     failed_any = pl.any_horizontal(failed.fill_null(False) for _, failed in row_checks)
     if spec.unique_key:
-        failed_any = failed_any | pl.struct(list(spec.unique_key)).is_duplicated()
+        failed_any = failed_any | pl.struct([*PARTITION_COLUMNS, *spec.unique_key]).is_duplicated()
     flags = frame.select(failed_any.alias("_failed")).to_series()
     if not flags.any():
         return CheckedFrame(frame, pl.DataFrame(schema=QUARANTINE.schema))
@@ -186,7 +208,7 @@ def check(frame: pl.DataFrame, spec: TableSpec) -> CheckedFrame:
         pl.col("underlying"),
         pl.col("date"),
         pl.lit(spec.name).alias("source_table"),
-        pl.col(spec.snapshot_column).alias("ts_event"),
+        pl.col("ts_event"),
         pl.col("source"),
         pl.col("_reason").alias("reason"),
         pl.struct(pl.all().exclude("_reason")).struct.json_encode().alias("record"),

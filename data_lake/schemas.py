@@ -32,7 +32,8 @@ class TableSpec:
 
     name: str
     schema: pl.Schema
-    snapshot_column: str  # rows sharing a value here form one snapshot (the unit of replacement)
+    # rows sharing these values form one snapshot: the unit a merge write replaces
+    snapshot_key: tuple[str, ...]
     unique_key: tuple[str, ...]  # at most one row per key within a partition
     description: str
 
@@ -61,7 +62,7 @@ UNDERLYING_BARS = TableSpec(
             }
         )
     ),
-    snapshot_column="ts_event",
+    snapshot_key=("ts_event", "bar_seconds"),
     unique_key=("ts_event", "bar_seconds"),
     description="Underlying OHLCV bars, raw (unadjusted) prices; ts_event is the bar's end.",
 )
@@ -95,7 +96,7 @@ OPTION_QUOTES = TableSpec(
             }
         )
     ),
-    snapshot_column="ts_event",
+    snapshot_key=("ts_event",),
     unique_key=("contract_id", "ts_event"),
     description="Raw option chain snapshots, one row per contract per snapshot.",
 )
@@ -116,7 +117,7 @@ QUARANTINE = TableSpec(
             }
         )
     ),
-    snapshot_column="ts_event",
+    snapshot_key=("ts_event",),
     unique_key=(),
     description="Rows rejected by the write-time quality checks, with the reason and source.",
 )

@@ -13,10 +13,11 @@ from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 from prefect.states import State
 
+from data_lake.calendar import exchange_calendar
 from data_lake.errors import LakeError
 from data_lake.ingest import IngestSummary, chunked, write_batch, write_batches
-from data_lake.lake import Lake, WriteMode, partition_exists
-from data_lake.schemas import OPTION_QUOTES
+from data_lake.lake import Lake, WriteMode, partition_exists, partition_snapshots
+from data_lake.schemas import OPTION_QUOTES, UNDERLYING_BARS
 from data_lake.sources import synthetic
 from data_lake.sources.synthetic import SyntheticConfig
 from tasks import progress
@@ -73,8 +74,18 @@ def ingest_synthetic_range(
     lake.ensure_writable()
     summary = IngestSummary(underlying, synthetic.SOURCE_NAME)
 
+    calendar = exchange_calendar()
+
     def already_written(day: date) -> bool:
-        if skip_existing and partition_exists(lake, OPTION_QUOTES.name, underlying, day):
+        """Skip a day only if every snapshot it should hold is there (a day with just a
+        mid-day poll still gets its close)."""
+        if not skip_existing:
+            return False
+        expected = synthetic.snapshot_times(calendar.session_on_or_before(day), config.intraday)
+        stored = partition_snapshots(lake, OPTION_QUOTES.name, underlying, day)
+        if stored.issuperset(expected) and partition_exists(
+            lake, UNDERLYING_BARS.name, underlying, day
+        ):
             summary.skipped += 1
             return True
         return False

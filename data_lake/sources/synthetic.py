@@ -6,12 +6,15 @@ hour, the close) of every XNYS session. Trading time: a session is 1/252 year,
 the overnight step carries 20% of a day's variance. Every underlying's path is
 anchored at the calendar's first session (2000-01-03) and each day draws from its
 own RNG stream ``(seed, underlying, day)``, so a day's data are the same whatever
-range is asked for, whichever other underlyings are generated, and whether the
-run is daily or intraday: backfills in chunks equal one long backfill.
+range is asked for and whichever other underlyings are generated: backfills in
+chunks equal one long backfill. Daily and intraday runs share the path and the
+prices (the daily snapshot is the intraday close); quote sizes and last trades
+are drawn per snapshot, so those differ between the two.
 
 **Chains.** See :mod:`data_lake.sources.synthetic_chain`: weekly and monthly
 expiries, strikes around spot, BSM prices off a vol surface whose ATM level is
-the expected average variance plus a variance risk premium.
+the expected average variance plus a variance risk premium. Contracts are
+European-exercise, PM-settled, multiplier 100.
 
 **Signal switch.**
 
@@ -83,7 +86,9 @@ class UnderlyingProfile:
     variance_risk_premium: float = 0.3
     penny: bool = True  # all strikes quote in $0.01
     weeklies: int = 5
-    exercise_style: str = "american"
+    # European exercise: the chain is priced with Black-Scholes-Merton, so labelling it
+    # American would quote deep in-the-money puts below intrinsic value.
+    exercise_style: str = "european"
     liquidity: float = 1.0
 
     def surface(self) -> SurfaceParams:
@@ -215,9 +220,9 @@ _CHECKPOINTS: dict[tuple[object, ...], dict[date, tuple[float, float, float]]] =
 _CHECKPOINTS_LOCK = threading.Lock()
 
 
-def _path_key(underlying: str, config: SyntheticConfig) -> tuple[object, ...]:
+def _path_key(underlying: str, config: SyntheticConfig, calendar_name: str) -> tuple[object, ...]:
     profile = config.profile(underlying)
-    return (underlying, config.seed, profile, config.planted_sd, config.planted_phi)
+    return (underlying, config.seed, profile, config.planted_sd, config.planted_phi, calendar_name)
 
 
 def simulate_path(
@@ -230,7 +235,7 @@ def simulate_path(
     """The path from the anchor session to ``end``; with ``start``, it may begin at any
     session on or before ``start`` (resuming from a cached monthly checkpoint)."""
     p = config.profile(underlying)
-    key = _path_key(underlying, config)
+    key = _path_key(underlying, config, calendar.name)
     with _CHECKPOINTS_LOCK:
         checkpoints = _CHECKPOINTS.setdefault(key, {})
         usable = [d for d in checkpoints if start is not None and d <= start]
@@ -246,6 +251,12 @@ def simulate_path(
             previous_month = month
         rng = np.random.default_rng(_stream_seed(config.seed, underlying, session.day, 0))
         yield _simulate_day(state, p, config, session, rng)
+
+
+def snapshot_times(session: Session, intraday: bool) -> list[datetime]:
+    """When chains are published: every hour mark and the close, or the close only."""
+    grid = intraday_grid(session)
+    return grid[1:] if intraday else [grid[-1]]
 
 
 def _chain_frame(
@@ -267,7 +278,8 @@ def _chain_frame(
         config.strike_range_sd,
         config.strikes_per_sd,
     )
-    snaps = range(1, len(sim.grid)) if config.intraday else [len(sim.grid) - 1]
+    published = set(snapshot_times(sim.session, config.intraday))
+    snaps = [i for i, ts in enumerate(sim.grid) if ts in published]
     rng = np.random.default_rng(_stream_seed(config.seed, underlying, sim.session.day, 1))
     n = len(listing.strike)
     settle_s = listing.settle_epoch_s

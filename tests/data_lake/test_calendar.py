@@ -45,3 +45,10 @@ def test_last_session_closed_by_skips_an_open_session() -> None:
     cal = exchange_calendar()
     during = datetime(2024, 1, 3, 16, 0, tzinfo=UTC)
     assert cal.last_session_closed_by(during).day == date(2024, 1, 2)
+
+
+def test_dates_past_the_calendar_are_an_error_not_the_last_session() -> None:
+    cal = exchange_calendar()
+    with pytest.raises(ConfigError, match="after the XNYS calendar ends"):
+        cal.session_on_or_before(date(2040, 1, 5))
+    assert cal.session_on_or_before(date(2030, 11, 17)).day == date(2030, 11, 15)  # a Friday

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from data_lake.lake import (
     read_partition,
     write_partition,
 )
-from data_lake.schemas import OPTION_QUOTES, QUARANTINE
+from data_lake.schemas import OPTION_QUOTES, QUARANTINE, UNDERLYING_BARS
 from tests.conftest import DAY, SNAPSHOT, make_quotes
 
 QuotesFactory = Callable[..., pl.DataFrame]
@@ -182,3 +183,56 @@ def test_partition_content_depends_only_on_the_last_write_of_each_snapshot(
             day=DAY,
         )
     assert stored.equals(read_partition(once, OPTION_QUOTES, "SPY", DAY))
+
+
+def test_quarantined_rows_without_a_snapshot_time_survive_later_writes(lake: Lake) -> None:
+    orphan = make_quotes(n=1, ts_event=None)  # missing_field: no snapshot time at all
+    write_partition(lake, OPTION_QUOTES, pl.concat([make_quotes(), orphan]), "SPY", DAY)
+    write_partition(lake, OPTION_QUOTES, make_quotes(ts=SNAPSHOT - timedelta(hours=1)), "SPY", DAY)
+    write_partition(lake, OPTION_QUOTES, pl.concat([make_quotes(), orphan]), "SPY", DAY)
+    stored = pl.read_parquet(lake.quarantine_file("option_quotes", "SPY", DAY))
+    assert stored["reason"].to_list() == ["missing_field"]  # kept, and stored once
+
+
+def test_bars_of_different_lengths_ending_together_are_distinct_snapshots(lake: Lake) -> None:
+    def bar(seconds: int) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "underlying": ["SPY"],
+                "date": [DAY],
+                "ts_event": [SNAPSHOT],
+                "bar_seconds": [seconds],
+                "open": [1.0],
+                "high": [2.0],
+                "low": [0.5],
+                "close": [1.5],
+                "volume": [1],
+                "ts_init": [SNAPSHOT],
+                "source": ["t"],
+            }
+        )
+
+    write_partition(lake, UNDERLYING_BARS, bar(86400), "SPY", DAY)
+    write_partition(lake, UNDERLYING_BARS, bar(3600), "SPY", DAY)
+    stored = read_partition(lake, UNDERLYING_BARS, "SPY", DAY)
+    assert sorted(stored["bar_seconds"].to_list()) == [3600, 86400]
+
+
+def test_rewriting_unsorted_input_leaves_identical_bytes(lake: Lake) -> None:
+    reversed_rows = make_quotes().reverse()
+    write_partition(lake, OPTION_QUOTES, reversed_rows, "SPY", DAY)
+    first = _lake_files(lake)
+    write_partition(lake, OPTION_QUOTES, reversed_rows, "SPY", DAY)
+    assert _lake_files(lake) == first
+
+
+def test_concurrent_writers_of_one_partition_lose_no_snapshot(lake: Lake) -> None:
+    times = [SNAPSHOT - timedelta(hours=h) for h in range(6)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(
+            pool.map(
+                lambda ts: write_partition(lake, OPTION_QUOTES, make_quotes(ts=ts), "SPY", DAY),
+                times,
+            )
+        )
+    assert read_partition(lake, OPTION_QUOTES, "SPY", DAY)["ts_event"].n_unique() == 6

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 import pytest
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from data_lake.errors import DataQualityError
 from data_lake.quality import check, conform
 from data_lake.schemas import OPTION_QUOTES, UNDERLYING_BARS
-from tests.conftest import SNAPSHOT, make_quotes
+from tests.conftest import DAY, SNAPSHOT, make_quotes
 
 QuotesFactory = Callable[..., pl.DataFrame]
 
@@ -149,9 +149,56 @@ def test_checks_lose_no_row_and_keep_only_clean_rows(
     ).with_columns(pl.format("SPY240119C{}", pl.int_range(pl.len())).alias("contract_id"))
     result = check(frame, OPTION_QUOTES)
     assert result.valid.height + result.quarantined.height == n  # nothing lost
+
+    def clean(row: dict[str, object]) -> bool:  # the slow, obvious oracle
+        bid, ask, strike, spot = row["bid"], row["ask"], row["strike"], row["underlying_price"]
+        values = [bid, ask, strike]
+        if spot is None or not all(math.isfinite(v) for v in values):  # type: ignore[arg-type]
+            return False
+        return bool(
+            math.isfinite(spot) and spot > 0 and strike > 0 and 0 <= bid <= ask  # type: ignore[operator]
+        )
+
+    expected = sum(clean(row) for row in frame.iter_rows(named=True))
+    assert result.valid.height == expected  # every clean row is kept
     valid = result.valid
     for column in ("bid", "ask", "underlying_price", "strike"):
         assert valid[column].is_finite().all()
     assert (valid["bid"] >= 0).all() and (valid["bid"] <= valid["ask"]).all()
     assert (valid["strike"] > 0).all() and (valid["underlying_price"] > 0).all()
     assert (result.quarantined["reason"] != "").all()
+
+
+def test_naive_timestamps_are_refused_not_assumed_utc(quotes: QuotesFactory) -> None:
+    naive = quotes().with_columns(pl.col("ts_event").dt.replace_time_zone(None))
+    with pytest.raises(
+        DataQualityError, match=r"feed\.csv: column\(s\) ts_event hold naive timestamps"
+    ):
+        conform(naive, OPTION_QUOTES, "feed.csv")
+
+
+def test_quote_time_on_another_trading_day_is_quarantined(quotes: QuotesFactory) -> None:
+    late = SNAPSHOT.replace(hour=5) + timedelta(days=1)  # 00:00 New York, the next day
+    frame = quotes(ts_event=[SNAPSHOT, late, SNAPSHOT, SNAPSHOT])
+    result = check(frame, OPTION_QUOTES)
+    assert result.quarantined["reason"].to_list() == ["ts_event_outside_partition_date"]
+
+
+def test_same_key_in_different_partitions_is_not_a_duplicate() -> None:
+    bars = pl.DataFrame(
+        {
+            "underlying": ["SPY", "QQQ"],
+            "date": [DAY, DAY],
+            "ts_event": [SNAPSHOT] * 2,
+            "bar_seconds": [86400] * 2,
+            "open": [470.0, 400.0],
+            "high": [471.0, 401.0],
+            "low": [469.0, 399.0],
+            "close": [470.5, 400.5],
+            "volume": [10, 20],
+            "ts_init": [SNAPSHOT] * 2,
+            "source": ["t"] * 2,
+        }
+    )
+    result = check(conform(bars, UNDERLYING_BARS, "t"), UNDERLYING_BARS)
+    assert result.quarantined.is_empty() and result.valid.height == 2

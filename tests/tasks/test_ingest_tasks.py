@@ -78,3 +78,19 @@ def test_lake_error_caused_by_an_io_error_is_retried() -> None:
 
 def test_completed_state_is_not_retried() -> None:
     assert retry_on_io_error(None, None, Completed(data=1)) is False  # type: ignore[arg-type]
+
+
+def test_backfill_completes_a_day_that_holds_only_a_midday_poll(lake: Lake) -> None:
+    ingest_synthetic_snapshot.fn(
+        lake, SyntheticConfig(), "SPY", datetime(2024, 3, 4, 17, 5, tzinfo=UTC)
+    )
+    summary = ingest_synthetic_range.fn(
+        lake, SyntheticConfig(), "SPY", START, START, skip_existing=True
+    )
+    assert summary["skipped_partitions"] == 0
+    stored = read_partition(lake, OPTION_QUOTES, "SPY", START)
+    assert stored["ts_event"].n_unique() == 2  # the 12:00 poll and the close
+    again = ingest_synthetic_range.fn(
+        lake, SyntheticConfig(), "SPY", START, START, skip_existing=True
+    )
+    assert again["skipped_partitions"] == 1

@@ -275,3 +275,23 @@ def test_injected_dirt_is_deterministic_and_every_bad_row_is_quarantined() -> No
         "conflicting_duplicate",
     }
     assert 0.015 * clean.height < result.quarantined.height < 0.04 * clean.height
+
+
+def test_expiries_two_years_ahead_are_real_fridays() -> None:
+    chain = _quotes(SyntheticConfig(expiry_months=24), date(2026, 12, 1), date(2026, 12, 1))
+    expiries = sorted(chain["expiry"].unique().to_list())
+    assert expiries[-1] == date(2028, 12, 15)
+    assert all(e.weekday() in (3, 4) for e in expiries)  # Friday, or Thursday before a holiday
+
+
+def test_quotes_respect_the_european_no_arbitrage_bounds() -> None:
+    config = SyntheticConfig(seed=14)
+    q = config.profile("SPY").dividend_yield
+    chain = _quotes(config, START, START).with_columns(
+        tau=(pl.col("expiry") - pl.col("date")).dt.total_days() / 365.0
+    )
+    assert chain["exercise_style"].unique().to_list() == ["european"]
+    spot, strike, tau = pl.col("underlying_price"), pl.col("strike"), pl.col("tau")
+    forward_intrinsic = spot * (-q * tau).exp() - strike * (-config.rate * tau).exp()
+    lower = pl.when(pl.col("right") == "C").then(forward_intrinsic).otherwise(-forward_intrinsic)
+    assert chain.filter(pl.col("ask") < lower.clip(lower_bound=0) - 1e-9).is_empty()
