@@ -162,12 +162,7 @@ def ingest_synthetic(
     """
     settings = _settings()
     params = _params(
-        underlyings=underlyings,
-        start=start.date() if start else None,
-        end=end.date() if end else None,
-        seed=seed,
-        signal=signal.value if signal else None,
-        intraday=intraday,
+        **_market_options(underlyings, start, end, seed, signal, intraday),
         dirt_rate=dirt_rate,
         mode="replace" if replace else "merge",
     )
@@ -194,18 +189,32 @@ def backfill_synthetic(
     settings = _settings()
     params = _params(
         _backfill=True,
-        underlyings=underlyings,
-        start=start.date() if start else None,
-        end=end.date() if end else None,
-        seed=seed,
-        signal=signal.value if signal else None,
-        intraday=intraday,
+        **_market_options(underlyings, start, end, seed, signal, intraday),
         overwrite=overwrite,
     )
     from flows.ingest import backfill
 
     summary = _run_with_progress(backfill, params, settings)
     _emit_summary(summary, as_json)
+
+
+def _market_options(
+    underlyings: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    seed: int | None,
+    signal: SignalChoice | None,
+    intraday: bool,
+) -> dict[str, Any]:
+    """The options every synthetic-market command shares, as flow parameters."""
+    return {
+        "underlyings": underlyings,
+        "start": start.date() if start else None,
+        "end": end.date() if end else None,
+        "seed": seed,
+        "signal": signal.value if signal else None,
+        "intraday": intraday,
+    }
 
 
 def _emit_summary(summary: dict[str, Any], as_json: bool) -> None:

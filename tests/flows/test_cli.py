@@ -192,3 +192,15 @@ def test_unknown_option_is_a_usage_error(
 ) -> None:
     code, _, err = run_cli(["lake", "status", "--bogus"], capsys, monkeypatch)
     assert code == 2 and "No such option" in err
+
+
+@pytest.mark.integration
+def test_backfill_command_skips_what_ingest_wrote(
+    ingested: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ["backfill", "synthetic", "--underlyings", "SPY", "--start", "2024-03-04",
+            "--end", "2024-03-06", "--json"]  # fmt: skip
+    code, out, _ = run_cli(args, capsys, monkeypatch)
+    assert code == 0
+    spy = json.loads(out)["underlyings"]["SPY"]
+    assert spy["skipped_partitions"] == 2 and spy["partitions"] == 2  # only 03-06 was new
