@@ -26,6 +26,7 @@ setup:
 		$(PYTHON) -m venv .tools && .tools/bin/pip install --quiet --disable-pip-version-check uv; \
 	fi
 	@"$(UV)" sync --locked --python "$(PYTHON)" --quiet
+	@mkdir -p "$(PREFECT_HOME)"
 
 ## demo: the embedded end-to-end job on the synthetic market
 demo: setup

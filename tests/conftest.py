@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -17,6 +18,8 @@ os.environ.update(
         "OMP_WAIT_POLICY": "PASSIVE",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
         "PREFECT_LOGGING_LEVEL": "WARNING",
+        # tests never touch the user's .volflow: Prefect's home is a fresh folder per session
+        "PREFECT_HOME": tempfile.mkdtemp(prefix="volflow-test-prefect-"),
     }
 )
 os.environ.pop("VOLFLOW_CONFIG", None)
