@@ -61,7 +61,8 @@ class IngestParams(BaseModel):
 
 def validate_request(params: IngestParams, settings: Settings) -> tuple[list[str], Any]:
     """Resolve and check underlyings, source config and dates; ConfigError if wrong."""
-    underlyings = [validate_symbol(u) for u in (params.underlyings or settings.underlyings)]
+    requested = params.underlyings or settings.underlyings
+    underlyings = list(dict.fromkeys(validate_symbol(u) for u in requested))  # once each
     if not underlyings:
         raise ConfigError("no underlyings given: pass --underlyings or set underlyings in settings")
     config = settings.synthetic.to_config(
