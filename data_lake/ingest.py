@@ -48,9 +48,10 @@ def chunked(batches: Iterable[SourceBatch], size: int) -> Iterator[list[SourceBa
 
 @dataclass
 class IngestSummary:
-    """Counts for one underlying's ingest (what tasks return and flows report)."""
+    """Counts for one unit of ingest, an underlying or a file (what tasks return and
+    flows report)."""
 
-    underlying: str
+    underlying: str  # the underlying, or the file's name for file sources
     source: str
     partitions: int = 0
     skipped: int = 0
@@ -59,6 +60,7 @@ class IngestSummary:
     reasons: Counter[str] = field(default_factory=Counter)
     first_day: date | None = None
     last_day: date | None = None
+    underlyings: set[str] = field(default_factory=set)
 
     def add(self, writes: list[PartitionWrite]) -> None:
         for write in writes:
@@ -67,6 +69,7 @@ class IngestSummary:
             self.quarantined[write.partition.table] += write.quarantined
             self.reasons.update(write.reasons)
             day = write.partition.day
+            self.underlyings.add(write.partition.underlying)
             self.first_day = day if self.first_day is None else min(self.first_day, day)
             self.last_day = day if self.last_day is None else max(self.last_day, day)
 
@@ -81,14 +84,16 @@ class IngestSummary:
             "quarantine_reasons": dict(self.reasons),
             "first_day": self.first_day.isoformat() if self.first_day else None,
             "last_day": self.last_day.isoformat() if self.last_day else None,
+            "underlyings": sorted(self.underlyings),
         }
 
 
 class PartialIngestError(VolflowError):
-    """Some underlyings failed; the others were written. ``summary`` has both."""
+    """Some underlyings or files failed; the others were written. ``summary`` has both."""
 
     def __init__(self, summary: dict[str, Any]) -> None:
         failed = summary["failed"]
         detail = "; ".join(f"{u}: {msg}" for u, msg in failed.items())
-        super().__init__(f"{len(failed)} underlying(s) failed, the rest were written: {detail}")
+        unit = "file(s)" if summary.get("files") is not None else "underlying(s)"
+        super().__init__(f"{len(failed)} {unit} failed, the rest were written: {detail}")
         self.summary = summary

@@ -11,6 +11,7 @@ import json
 import sys
 from datetime import date, datetime
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -76,13 +77,17 @@ def _params(**values: Any) -> Any:
 def _run_with_progress(flow_fn: Any, params: Any, settings: Settings) -> dict[str, Any]:
     """Run a flow in this process with a progress bar fed by the tasks."""
     from data_lake.calendar import exchange_calendar
-    from flows.ingest import validate_request
+    from flows.ingest import validate_files, validate_request
     from tasks import progress
 
-    underlyings, _ = validate_request(params, settings)  # fail fast, before Prefect starts
     total = None
-    if params.start and params.end:
-        total = len(exchange_calendar().sessions(params.start, params.end)) * len(underlyings)
+    if params.source == "synthetic":
+        underlyings, _ = validate_request(params, settings)  # fail fast, before Prefect starts
+        label = f"ingest {','.join(underlyings)}"
+        if params.start and params.end:
+            total = len(exchange_calendar().sessions(params.start, params.end)) * len(underlyings)
+    else:
+        label = f"ingest {len(validate_files(params))} {params.source} file(s)"
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -93,7 +98,7 @@ def _run_with_progress(flow_fn: Any, params: Any, settings: Settings) -> dict[st
         transient=False,
         disable=not err.is_terminal,
     ) as bar:
-        job = bar.add_task(f"ingest {','.join(underlyings)}", total=total, rows=0)
+        job = bar.add_task(label, total=total, rows=0)
 
         def advance(underlying: str, day: date, rows: int) -> None:
             current = bar.tasks[0].fields["rows"]
@@ -111,11 +116,12 @@ def _run_with_progress(flow_fn: Any, params: Any, settings: Settings) -> dict[st
 
 def _print_ingest_summary(summary: dict[str, Any]) -> None:
     table = Table(title=f"ingest into {summary['lake']}")
-    for column in ("underlying", "partitions", "skipped", "option rows", "bar rows", "quarantined"):
-        table.add_column(column, justify="right" if column != "underlying" else "left")
-    for underlying, s in summary["underlyings"].items():
+    unit = "file" if "files" in summary else "underlying"
+    for column in (unit, "partitions", "skipped", "option rows", "bar rows", "quarantined"):
+        table.add_column(column, justify="right" if column != unit else "left")
+    for name, s in summary.get("files", summary.get("underlyings", {})).items():
         table.add_row(
-            underlying,
+            name,
             str(s["partitions"]),
             str(s["skipped_partitions"]),
             f"{s['rows'].get('option_quotes', 0):,}",
@@ -164,6 +170,37 @@ def ingest_synthetic(
     params = _params(
         **_market_options(underlyings, start, end, seed, signal, intraday),
         dirt_rate=dirt_rate,
+        mode="replace" if replace else "merge",
+    )
+    from flows.ingest import ingest_chains
+
+    summary = _run_with_progress(ingest_chains, params, settings)
+    _emit_summary(summary, as_json)
+
+
+@ingest_app.command("cboe")
+def ingest_cboe(
+    files: Annotated[
+        list[Path], typer.Argument(help="CBOE DataShop Option EOD Summary files (.csv or .zip)")
+    ],
+    underlyings: Annotated[
+        str | None, typer.Option(help="Only these underlyings, e.g. SPX,AAPL (default: all)")
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option(help="Replace whole partitions instead of merging snapshots")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """Import CBOE DataShop Option EOD Summary files (runs the ingest-chains flow).
+
+    Each file is parsed and checked in full before any of it is written; a bad file
+    is reported and the other files are still imported.
+    """
+    settings = _settings()
+    params = _params(
+        source="cboe",
+        files=[str(f) for f in files],
+        underlyings=underlyings,
         mode="replace" if replace else "merge",
     )
     from flows.ingest import ingest_chains

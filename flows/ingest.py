@@ -11,6 +11,7 @@ an underlying that fails is reported and the others still complete.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow
@@ -24,15 +25,16 @@ from data_lake.errors import ConfigError
 from data_lake.ingest import PartialIngestError
 from data_lake.lake import validate_symbol
 from flows.settings import Settings, load_settings
-from tasks.ingest import ingest_synthetic_range, ingest_synthetic_snapshot
+from tasks.ingest import ingest_synthetic_range, ingest_synthetic_snapshot, ingest_vendor_file
 
 
 class IngestParams(BaseModel):
     """Parameters of an ingest run (validated before any work starts)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    source: Literal["synthetic"] = "synthetic"
-    underlyings: list[str] | None = None  # default: settings.underlyings
+    source: Literal["synthetic", "cboe"] = "synthetic"
+    files: list[str] | None = None  # vendor files (cboe); each is one task
+    underlyings: list[str] | None = None  # synthetic default: settings; files: all in the file
     start: date | None = None
     end: date | None = None
     seed: int | None = None
@@ -56,6 +58,10 @@ class IngestParams(BaseModel):
             raise ValueError("give both start and end, or neither (for the latest snapshot)")
         if self.start and self.end and self.end < self.start:
             raise ValueError(f"end date {self.end} is before start date {self.start}")
+        if self.source != "synthetic" and not self.files:
+            raise ValueError(f"source {self.source} needs files to ingest")
+        if self.source == "synthetic" and self.files:
+            raise ValueError("files are for vendor sources, not the synthetic market")
         return self
 
 
@@ -75,9 +81,62 @@ def validate_request(params: IngestParams, settings: Settings) -> tuple[list[str
     return underlyings, config
 
 
-def run_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
-    """The body shared by both flows: validate, fan out per underlying, gather."""
+def validate_files(params: IngestParams) -> list[Path]:
+    """Every named file must exist; the contents are checked by the file's task."""
+    paths = [Path(f).expanduser() for f in dict.fromkeys(params.files or [])]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise ConfigError(f"no such file: {', '.join(missing)}")
+    if params.underlyings:
+        for underlying in params.underlyings:
+            validate_symbol(underlying)
+    return paths
+
+
+def _gather(
+    futures: dict[str, PrefectFuture[dict[str, object]]], summary: dict[str, Any], key: str
+) -> dict[str, Any]:
+    """Collect each unit's result; a failed unit is reported and does not sink the others."""
     logger = get_run_logger()
+    for unit, future in futures.items():
+        try:
+            summary[key][unit] = future.result()
+        except Exception as exc:  # one bad underlying or file must not sink the others
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            summary["failed"][unit] = message
+            logger.error("ingest of %s failed: %s", unit, message)
+    if summary["failed"]:
+        raise PartialIngestError(summary)
+    return summary
+
+
+def run_file_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
+    """One task per vendor file: parse it all, then write its partitions."""
+    paths = validate_files(params)
+    lake = settings.lake
+    lake.ensure_writable()
+    task = ingest_vendor_file.with_options(
+        retries=settings.ingest.retries, retry_delay_seconds=settings.ingest.retry_delay_seconds
+    )
+    futures: dict[str, PrefectFuture[dict[str, object]]] = {}
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(
+        max_workers=settings.ingest.concurrency
+    )
+    with runner:
+        for path in paths:
+            args = {
+                "lake": lake, "source": params.source, "path": str(path),
+                "underlyings": params.underlyings, "mode": params.mode,
+            }  # fmt: skip
+            futures[str(path)] = runner.submit(task, args)
+        summary: dict[str, Any] = {"lake": str(lake.root), "files": {}, "failed": {}}
+        return _gather(futures, summary, "files")
+
+
+def run_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
+    """The body shared by both flows: validate, fan out per underlying or file, gather."""
+    if params.source != "synthetic":
+        return run_file_ingest(params, settings)
     underlyings, config = validate_request(params, settings)
     lake = settings.lake
     lake.ensure_writable()
@@ -109,16 +168,7 @@ def run_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
                 args = {"lake": lake, "config": config, "underlying": underlying, "as_of": as_of}
                 futures[underlying] = runner.submit(snapshot_task, args)
         summary: dict[str, Any] = {"lake": str(lake.root), "underlyings": {}, "failed": {}}
-        for underlying, future in futures.items():
-            try:
-                summary["underlyings"][underlying] = future.result()
-            except Exception as exc:  # one bad underlying must not sink the others
-                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                summary["failed"][underlying] = message
-                logger.error("ingest of %s failed: %s", underlying, message)
-    if summary["failed"]:
-        raise PartialIngestError(summary)
-    return summary
+        return _gather(futures, summary, "underlyings")
 
 
 @flow(name="ingest-chains", validate_parameters=True)

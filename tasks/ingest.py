@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -18,7 +19,7 @@ from data_lake.errors import LakeError
 from data_lake.ingest import IngestSummary, chunked, write_batch, write_batches
 from data_lake.lake import Lake, WriteMode, partition_exists, partition_snapshots
 from data_lake.schemas import OPTION_QUOTES, UNDERLYING_BARS
-from data_lake.sources import synthetic
+from data_lake.sources import cboe, synthetic
 from data_lake.sources.synthetic import SyntheticConfig
 from tasks import progress
 
@@ -129,4 +130,49 @@ def ingest_synthetic_snapshot(
     summary.add(write_batch(lake, batch, "merge"))
     progress.report(underlying, batch.day, sum(summary.rows.values()))
     _logger().info("%s snapshot %s: rows %s", underlying, batch.origin, dict(summary.rows))
+    return summary.as_dict()
+
+
+@task(
+    name="ingest-file",
+    task_run_name="ingest-{source}-{path}",
+    tags=["volflow-ingest"],
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=retry_on_io_error,
+    cache_policy=NO_CACHE,
+)
+def ingest_vendor_file(
+    lake: Lake,
+    source: str,
+    path: str,
+    underlyings: list[str] | None = None,
+    mode: WriteMode = "merge",
+) -> dict[str, object]:
+    """Parse one vendor file completely, then write its partitions (optionally only
+    ``underlyings``). A bad file raises before anything of it is written."""
+    lake.ensure_writable()
+    loaders = {cboe.SOURCE_NAME: cboe.load_file}
+    batches = loaders[source](Path(path))
+    if underlyings:
+        batches = [b for b in batches if b.underlying in underlyings]
+    summary = IngestSummary(Path(path).name, source)
+    for chunk in chunked(batches, WRITE_CHUNK_DAYS):
+        writes = write_batches(lake, chunk, mode)
+        summary.add(writes)
+        for batch in chunk:
+            rows = sum(
+                w.rows_written
+                for w in writes
+                if (w.partition.underlying, w.partition.day) == (batch.underlying, batch.day)
+            )
+            progress.report(batch.underlying, batch.day, rows)
+    _logger().info(
+        "%s: %d partitions of %s, rows %s, quarantined %s",
+        path,
+        summary.partitions,
+        sorted(summary.underlyings),
+        dict(summary.rows),
+        dict(summary.quarantined),
+    )
     return summary.as_dict()

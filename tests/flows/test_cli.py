@@ -204,3 +204,36 @@ def test_backfill_command_skips_what_ingest_wrote(
     assert code == 0
     spy = json.loads(out)["underlyings"]["SPY"]
     assert spy["skipped_partitions"] == 2 and spy["partitions"] == 2  # only 03-06 was new
+
+
+CBOE = Path(__file__).resolve().parents[1] / "fixtures" / "cboe"
+
+
+@pytest.mark.integration
+def test_cboe_import_writes_good_files_and_reports_a_bad_one(
+    home: Path,
+    prefect_server: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bad = tmp_path / "broken.csv"
+    bad.write_text((CBOE / "eod_plain.csv").read_text().replace("2024-01-04", "2024-01-05")[:-40])
+    args = ["ingest", "cboe", str(CBOE / "eod_calcs_2days.csv"), str(bad), "--json"]
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    assert code == 1
+    lines = error_lines(err)
+    assert len(lines) == 1 and "broken.csv: line 5 has" in lines[0]
+    code, out, _ = run_cli(
+        ["sql", "SELECT underlying, count(DISTINCT date) AS days FROM option_quotes GROUP BY ALL "
+         "ORDER BY ALL", "--format", "json"], capsys, monkeypatch,
+    )  # fmt: skip
+    assert json.loads(out) == [{"underlying": "AAPL", "days": 2}, {"underlying": "SPX", "days": 2}]
+    assert not (home / "lake" / "option_quotes" / "underlying=AAPL" / "date=2024-01-05").exists()
+
+
+def test_cboe_import_of_a_missing_file_is_a_usage_error(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = run_cli(["ingest", "cboe", "/nowhere/eod.csv"], capsys, monkeypatch)
+    assert code == 2 and error_lines(err) == ["error: no such file: /nowhere/eod.csv"]

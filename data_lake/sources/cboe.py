@@ -1,0 +1,261 @@
+"""CBOE DataShop "Option EOD Summary" files (CSV, plain or zipped).
+
+Layout (CBOE DataShop documentation), with the ``*_1545`` calcs columns optional::
+
+    underlying_symbol,quote_date,root,expiration,strike,option_type,open,high,low,close,
+    trade_volume,bid_size_1545,bid_1545,ask_size_1545,ask_1545,underlying_bid_1545,
+    underlying_ask_1545,[implied_underlying_price_1545,]active_underlying_price_1545,
+    [implied_volatility_1545,delta_1545,gamma_1545,theta_1545,vega_1545,rho_1545,]
+    bid_size_eod,bid_eod,ask_size_eod,ask_eod,underlying_bid_eod,underlying_ask_eod,
+    vwap,open_interest,delivery_code
+
+Each row becomes two snapshots of the contract: 15:45 New York (the ``*_1545``
+quotes, underlying at ``active_underlying_price_1545``) and the session close
+(the ``*_eod`` quotes, underlying at the mid of its end-of-day bid and ask, the
+day's volume and last trade). A file may hold several quote dates and
+underlyings; it yields one batch per (underlying, quote date).
+
+A file is parsed and checked completely before anything is written: a corrupt
+zip, a truncated line, a missing or renamed column, a non-numeric value or a
+malformed date rejects the whole file with an error naming the file, the line
+and the column. Row-level problems in well-formed files (crossed quotes,
+duplicates, ...) go to the quarantine like any source's.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+
+import polars as pl
+
+from data_lake.calendar import EXCHANGE_TZ, ExchangeCalendar, exchange_calendar
+from data_lake.errors import ConfigError, SourceError
+from data_lake.lake import validate_symbol
+from data_lake.schemas import OPTION_QUOTES
+from data_lake.sources.base import SourceBatch
+
+SOURCE_NAME = "cboe"
+BASE_COLUMNS = (
+    "underlying_symbol", "quote_date", "root", "expiration", "strike", "option_type",
+    "open", "high", "low", "close", "trade_volume", "bid_size_1545", "bid_1545",
+    "ask_size_1545", "ask_1545", "underlying_bid_1545", "underlying_ask_1545",
+    "active_underlying_price_1545", "bid_size_eod", "bid_eod", "ask_size_eod", "ask_eod",
+    "underlying_bid_eod", "underlying_ask_eod", "vwap", "open_interest", "delivery_code",
+)  # fmt: skip
+CALCS_COLUMNS = (
+    "implied_underlying_price_1545", "implied_volatility_1545", "delta_1545", "gamma_1545",
+    "theta_1545", "vega_1545", "rho_1545",
+)  # fmt: skip
+TEXT_COLUMNS = (
+    "underlying_symbol",
+    "quote_date",
+    "root",
+    "expiration",
+    "option_type",
+    "delivery_code",
+)
+DATE_COLUMNS = ("quote_date", "expiration")
+SNAPSHOT_1545 = time(15, 45)
+
+# Index option roots: European exercise; AM-settled standard monthlies, PM-settled weeklies.
+INDEX_ROOTS: dict[str, str] = {
+    "SPX": "AM", "SPXW": "PM", "SPXPM": "PM", "XSP": "PM", "NDX": "AM", "NDXP": "PM",
+    "RUT": "AM", "RUTW": "PM", "VIX": "AM", "VIXW": "PM", "DJX": "AM", "OEX": "PM", "XEO": "PM",
+}  # fmt: skip
+
+
+def read_members(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(origin, bytes) of a CSV file or of each CSV inside a zip; SourceError if unreadable."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if n.lower().endswith(".csv")]
+                if not names:
+                    raise SourceError(f"{path}: the zip holds no .csv file")
+                for name in names:
+                    yield f"{path}!{name}", archive.read(name)
+            return
+        if path.suffix.lower() == ".zip":
+            raise SourceError(f"{path}: corrupt zip file (not a readable zip archive)")
+        yield str(path), path.read_bytes()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+        raise SourceError(f"{path}: corrupt zip file ({exc})") from exc
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+
+
+def _check_layout(data: bytes, origin: str) -> list[str]:
+    """The header's columns, after checking the layout and that every line is complete."""
+    text = data.decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise SourceError(f"{origin}: empty file")
+    header = [c.strip().lower() for c in lines[0].split(",")]
+    missing = [c for c in BASE_COLUMNS if c not in header]
+    if missing:
+        raise SourceError(
+            f"{origin}: not a CBOE Option EOD Summary layout: missing column(s) "
+            f"{', '.join(missing)}"
+        )
+    present_calcs = [c for c in CALCS_COLUMNS if c in header]
+    if present_calcs and len(present_calcs) != len(CALCS_COLUMNS):
+        absent = [c for c in CALCS_COLUMNS if c not in header]
+        raise SourceError(f"{origin}: incomplete calcs columns: missing {', '.join(absent)}")
+    unknown = [c for c in header if c not in BASE_COLUMNS and c not in CALCS_COLUMNS]
+    if unknown:
+        raise SourceError(f"{origin}: unknown column(s) {', '.join(unknown)}: unknown file layout")
+    for number, line in enumerate(lines[1:], start=2):
+        if line.strip() and line.count(",") + 1 != len(header):
+            fields = line.count(",") + 1
+            raise SourceError(
+                f"{origin}: line {number} has {fields} fields, the header has {len(header)} "
+                "(truncated or malformed line)"
+            )
+    return header
+
+
+def _first_bad(frame: pl.DataFrame, column: str, parsed: pl.Expr) -> tuple[int, str] | None:
+    raw = pl.col(column)
+    bad = frame.with_row_index("_line", offset=2).filter(
+        raw.is_not_null() & (raw.str.strip_chars() != "") & parsed.is_null()
+    )
+    if bad.is_empty():
+        return None
+    return int(bad["_line"][0]), str(bad[column][0])
+
+
+def parse_eod_summary(data: bytes, origin: str) -> pl.DataFrame:
+    """Typed rows of one file, or SourceError naming the line and column of the first
+    value that is not a number or a ``YYYY-MM-DD`` date."""
+    header = _check_layout(data, origin)
+    try:
+        raw = pl.read_csv(io.BytesIO(data), infer_schema=False, new_columns=header)
+    except pl.exceptions.PolarsError as exc:
+        raise SourceError(f"{origin}: unreadable CSV: {str(exc).splitlines()[0]}") from exc
+    if raw.is_empty():
+        raise SourceError(f"{origin}: no data rows")
+    typed: dict[str, pl.Expr] = {}
+    for column in raw.columns:
+        value = pl.col(column).str.strip_chars()
+        if column in DATE_COLUMNS:
+            typed[column] = value.str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+        elif column in TEXT_COLUMNS:
+            typed[column] = value
+        else:
+            typed[column] = value.cast(pl.Float64, strict=False)
+    for column, parsed in typed.items():
+        if column in TEXT_COLUMNS and column not in DATE_COLUMNS:
+            continue
+        found = _first_bad(raw, column, parsed)
+        if found:
+            line, text = found
+            kind = "a YYYY-MM-DD date" if column in DATE_COLUMNS else "a number"
+            raise SourceError(f"{origin}: line {line}, column {column!r}: {text!r} is not {kind}")
+    return raw.select(**typed)
+
+
+def _underlying_mid(bid: str, ask: str) -> pl.Expr:
+    both = (pl.col(bid) > 0) & (pl.col(ask) > 0)
+    return pl.when(both).then((pl.col(bid) + pl.col(ask)) / 2)
+
+
+def _snapshot(rows: pl.DataFrame, at: datetime, suffix: str, spot: pl.Expr) -> pl.DataFrame:
+    eod = suffix == "eod"
+    traded = pl.col("trade_volume") > 0
+    return rows.select(
+        pl.col("underlying"),
+        pl.col("quote_date").alias("date"),
+        pl.col("contract_id"),
+        pl.col("expiration").alias("expiry"),
+        pl.col("strike"),
+        pl.col("right"),
+        pl.col("exercise_style"),
+        pl.col("settlement"),
+        pl.lit(100.0).alias("multiplier"),
+        pl.col(f"bid_{suffix}").alias("bid"),
+        pl.col(f"ask_{suffix}").alias("ask"),
+        pl.col(f"bid_size_{suffix}").cast(pl.Int64, strict=False).alias("bid_size"),
+        pl.col(f"ask_size_{suffix}").cast(pl.Int64, strict=False).alias("ask_size"),
+        (pl.when(traded).then(pl.col("close")) if eod else pl.lit(None, pl.Float64)).alias("last"),
+        (
+            pl.col("trade_volume").cast(pl.Int64, strict=False) if eod else pl.lit(None, pl.Int64)
+        ).alias("volume"),
+        pl.col("open_interest").cast(pl.Int64, strict=False),
+        spot.alias("underlying_price"),
+        pl.lit(at).cast(OPTION_QUOTES.schema["ts_event"]).alias("ts_event"),
+        pl.lit(at).cast(OPTION_QUOTES.schema["ts_init"]).alias("ts_init"),
+        pl.lit(SOURCE_NAME).alias("source"),
+    )
+
+
+def _with_contract_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    root = pl.col("root").str.to_uppercase()
+    right = pl.col("option_type").str.to_uppercase().str.slice(0, 1)
+    settlement = root.replace_strict(INDEX_ROOTS, default="PM")
+    return frame.with_columns(
+        pl.col("underlying_symbol").str.strip_prefix("^").str.to_uppercase().alias("underlying"),
+        right.alias("right"),
+        pl.when(root.is_in(list(INDEX_ROOTS)))
+        .then(pl.lit("european"))
+        .otherwise(pl.lit("american"))
+        .alias("exercise_style"),
+        settlement.alias("settlement"),
+        pl.concat_str(
+            root,
+            pl.col("expiration").dt.strftime("%y%m%d"),
+            right,
+            (pl.col("strike") * 1000)
+            .round()
+            .cast(pl.Int64, strict=False)
+            .cast(pl.String)
+            .str.zfill(8),
+        ).alias("contract_id"),
+    )
+
+
+def batches_from_rows(
+    rows: pl.DataFrame, origin: str, calendar: ExchangeCalendar
+) -> list[SourceBatch]:
+    """One batch per (underlying, quote date), each with the 15:45 and close snapshots."""
+    frame = _with_contract_columns(rows)
+    batches = []
+    for (underlying, day), group in frame.group_by("underlying", "quote_date", maintain_order=True):
+        if not isinstance(underlying, str) or not isinstance(day, date):
+            raise SourceError(f"{origin}: a row has no underlying_symbol or quote_date")
+        try:
+            validate_symbol(underlying)
+        except ConfigError as exc:
+            raise SourceError(f"{origin}: {exc}") from None
+        if not calendar.is_session(day):
+            raise SourceError(f"{origin}: quote_date {day} is not an exchange session")
+        at_1545 = datetime.combine(day, SNAPSHOT_1545, EXCHANGE_TZ).astimezone(UTC)
+        close = calendar.session_on_or_before(day).close
+        spot_1545 = (
+            pl.when(pl.col("active_underlying_price_1545") > 0)
+            .then(pl.col("active_underlying_price_1545"))
+            .otherwise(_underlying_mid("underlying_bid_1545", "underlying_ask_1545"))
+        )
+        spot_eod = _underlying_mid("underlying_bid_eod", "underlying_ask_eod")
+        snapshots = [
+            _snapshot(group, at_1545, "1545", spot_1545),
+            _snapshot(group, close, "eod", spot_eod),
+        ]
+        if at_1545 >= close:  # early close: no 15:45 snapshot exists
+            snapshots = snapshots[1:]
+        batches.append(
+            SourceBatch(underlying, day, {OPTION_QUOTES.name: pl.concat(snapshots)}, origin=origin)
+        )
+    return batches
+
+
+def load_file(path: Path, calendar: ExchangeCalendar | None = None) -> list[SourceBatch]:
+    """Every batch of one file (all of its CSV members), parsed and checked in full first."""
+    calendar = calendar or exchange_calendar()
+    batches: list[SourceBatch] = []
+    for origin, data in read_members(path):
+        batches.extend(batches_from_rows(parse_eod_summary(data, origin), origin, calendar))
+    return batches
