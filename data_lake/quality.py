@@ -137,6 +137,7 @@ def _row_checks(spec: TableSpec) -> list[tuple[str, pl.Expr]]:
         ),
     ]
     if spec.name == OPTION_QUOTES.name:
+        checks += _market_checks()
         checks += [
             ("bid_above_ask", pl.col("bid") > pl.col("ask")),
             ("non_positive_strike", pl.col("strike") <= 0),
@@ -164,6 +165,29 @@ def _row_checks(spec: TableSpec) -> list[tuple[str, pl.Expr]]:
             ("negative_size", pl.col("volume") < 0),
         ]
     return checks
+
+
+def _market_checks() -> list[tuple[str, pl.Expr]]:
+    """Real-world dirt in option quotes: locked markets, no bid, and quotes outside the
+    no-arbitrage bounds given the snapshot's underlying price.
+
+    Bounds that hold whatever the rate and dividend: an American option is worth at
+    least its intrinsic value; a call at most the underlying, a put at most the
+    strike. Tolerance: one cent plus 0.2% of the underlying, for the small timing
+    gap between an option quote and its underlying price.
+    """
+    spot, strike, bid, ask = (pl.col(c) for c in ("underlying_price", "strike", "bid", "ask"))
+    is_call = pl.col("right") == "C"
+    intrinsic = pl.when(is_call).then(spot - strike).otherwise(strike - spot).clip(lower_bound=0)
+    tolerance = 0.01 + 0.002 * spot
+    upper = pl.when(is_call).then(spot).otherwise(strike)
+    american = pl.col("exercise_style") == "american"
+    return [
+        ("locked_quote", (bid == ask) & (bid > 0)),
+        ("zero_bid", bid == 0),
+        ("below_intrinsic", american & (ask < intrinsic - tolerance)),
+        ("above_upper_bound", bid > upper + tolerance),
+    ]
 
 
 def _duplicate_checks(spec: TableSpec) -> list[tuple[str, pl.Expr]]:

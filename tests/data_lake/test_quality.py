@@ -155,9 +155,11 @@ def test_checks_lose_no_row_and_keep_only_clean_rows(
         values = [bid, ask, strike]
         if spot is None or not all(math.isfinite(v) for v in values):  # type: ignore[arg-type]
             return False
-        return bool(
-            math.isfinite(spot) and spot > 0 and strike > 0 and 0 <= bid <= ask  # type: ignore[operator]
-        )
+        if not (math.isfinite(spot) and spot > 0 and strike > 0 and 0 < bid < ask):  # type: ignore[operator]
+            return False  # (bid == ask is a locked market, bid == 0 has no bid)
+        tolerance = 0.01 + 0.002 * spot  # type: ignore[operator]
+        intrinsic = max(spot - strike, 0.0)  # type: ignore[operator]  # American calls
+        return bool(ask >= intrinsic - tolerance and bid <= spot + tolerance)  # type: ignore[operator]
 
     expected = sum(clean(row) for row in frame.iter_rows(named=True))
     assert result.valid.height == expected  # every clean row is kept
@@ -202,3 +204,24 @@ def test_same_key_in_different_partitions_is_not_a_duplicate() -> None:
     )
     result = check(conform(bars, UNDERLYING_BARS, "t"), UNDERLYING_BARS)
     assert result.quarantined.is_empty() and result.valid.height == 2
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"bid": 5.0, "ask": 5.0}, "locked_quote"),
+        ({"strike": 500.0, "bid": 0.0, "ask": 0.05}, "zero_bid"),
+        ({"strike": 400.0, "bid": 60.0, "ask": 60.5}, "below_intrinsic"),  # call worth >= 72.65
+        ({"strike": 400.0, "bid": 480.0, "ask": 481.0}, "above_upper_bound"),  # call above spot
+    ],
+)
+def test_real_world_dirt_is_quarantined_with_its_reason(
+    quotes: QuotesFactory, overrides: dict[str, float], reason: str
+) -> None:
+    frame = quotes(n=1, **overrides)
+    assert check(frame, OPTION_QUOTES).quarantined["reason"].to_list() == [reason]
+
+
+def test_european_quote_below_spot_intrinsic_is_not_dirt(quotes: QuotesFactory) -> None:
+    deep_put = quotes(n=1, right="P", strike=560.0, bid=84.0, ask=84.5, exercise_style="european")
+    assert check(deep_put, OPTION_QUOTES).quarantined.is_empty()  # 87.35 intrinsic, but European
