@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from data_lake.catalog import query
 from data_lake.errors import LakeError
 from data_lake.lake import Lake, parquet_row_count, read_parquet_file
 from data_lake.schemas import QUARANTINE, TABLES
@@ -88,3 +89,48 @@ def lake_status(lake: Lake) -> dict[str, Any]:
         "corrupt_files": corrupt,
         "last_ingest": max(writes) if writes else None,
     }
+
+
+QUALITY_SQL = """
+WITH written AS (
+    SELECT source, underlying, date, 'option_quotes' AS source_table, count(*) AS written
+    FROM option_quotes GROUP BY ALL
+    UNION ALL
+    SELECT source, underlying, date, 'underlying_bars', count(*) FROM underlying_bars GROUP BY ALL
+), rejected AS (
+    SELECT source, underlying, date, source_table, count(*) AS quarantined
+    FROM quarantine GROUP BY ALL
+), reasons AS (
+    SELECT source, underlying, date, source_table,
+           map_from_entries(list(struct_pack(k := reason, v := n) ORDER BY n DESC, reason))
+               AS reasons
+    FROM (
+        SELECT source, underlying, date, source_table, reason, count(*) AS n
+        FROM (SELECT source, underlying, date, source_table,
+                     unnest(string_split(reason, ';')) AS reason FROM quarantine)
+        GROUP BY ALL
+    )
+    GROUP BY ALL
+)
+SELECT source, underlying, date, source_table AS "table",
+       coalesce(written, 0) AS written, coalesce(quarantined, 0) AS quarantined,
+       round(coalesce(quarantined, 0) / (coalesce(written, 0) + coalesce(quarantined, 0)), 6)
+           AS quarantine_rate,
+       reasons
+FROM written
+FULL JOIN rejected USING (source, underlying, date, source_table)
+LEFT JOIN reasons USING (source, underlying, date, source_table)
+ORDER BY source, underlying, date, "table"
+"""
+
+
+def quality_report(lake: Lake) -> list[dict[str, Any]]:
+    """Rows written and quarantined, with the failed checks, per source, underlying, day
+    and table. A row failing several checks counts once in ``quarantined`` and once
+    per check in ``reasons``."""
+    frame = query(lake, QUALITY_SQL)
+    records = frame.to_dicts()
+    for record in records:
+        record["date"] = record["date"].isoformat()
+        record["reasons"] = dict(record["reasons"] or {})
+    return records

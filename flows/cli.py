@@ -275,6 +275,47 @@ def lake_status_cmd(
     _print_status(report)
 
 
+@lake_app.command("quality")
+def lake_quality_cmd(
+    underlying: Annotated[str | None, typer.Option(help="Only this underlying")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="Only this source (synthetic, cboe, ...)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON")] = False,
+) -> None:
+    """Rows written and quarantined with the failed checks, per source, underlying and day."""
+    from data_lake.status import quality_report
+
+    rows = [
+        r
+        for r in quality_report(_settings().lake)
+        if (underlying is None or r["underlying"] == underlying.upper())
+        and (source is None or r["source"] == source)
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+        return
+    table = Table(title="lake quality (quarantined rows per failed check)")
+    for column in (
+        "source",
+        "underlying",
+        "date",
+        "table",
+        "written",
+        "quarantined",
+        "rate",
+        "reasons",
+    ):
+        table.add_column(column)
+    for r in rows:
+        reasons = ", ".join(f"{k} {v}" for k, v in r["reasons"].items())
+        table.add_row(
+            r["source"], r["underlying"], r["date"], r["table"], f"{r['written']:,}",
+            f"{r['quarantined']:,}", f"{100 * r['quarantine_rate']:.2f}%", reasons or "-",
+        )  # fmt: skip
+    out.print(table)
+
+
 def _print_status(report: dict[str, Any]) -> None:
     table = Table(title=f"lake {report['lake']}")
     for column in ("table", "partitions", "rows", "MB", "underlyings", "dates", "last write (UTC)"):

@@ -100,6 +100,17 @@ def test_ingest_then_status_and_sql(
         ["sql", "SELECT count(*) AS n FROM quarantine", "--format", "json"], capsys, monkeypatch
     )
     assert json.loads(out) == [{"n": quarantined}]
+    code, out, _ = run_cli(["lake", "quality", "--json"], capsys, monkeypatch)
+    quality = json.loads(out)
+    quotes = [r for r in quality if r["table"] == "option_quotes"]
+    assert {(r["underlying"], r["date"]) for r in quotes} == {
+        (u, d) for u in ("QQQ", "SPY") for d in ("2024-03-04", "2024-03-05")
+    }
+    assert sum(r["quarantined"] for r in quality) == quarantined
+    assert sum(r["written"] for r in quotes) == tables["option_quotes"]["rows"]
+    assert all(r["source"] == "synthetic" for r in quality)
+    code, out, _ = run_cli(["lake", "quality", "--underlying", "spy"], capsys, monkeypatch)
+    assert code == 0 and "SPY" in out and "QQQ" not in out
 
 
 @pytest.mark.integration
