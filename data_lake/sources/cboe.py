@@ -90,11 +90,10 @@ def read_members(path: Path) -> Iterator[tuple[str, bytes]]:
 
 def _check_layout(data: bytes, origin: str) -> list[str]:
     """The header's columns, after checking the layout and that every line is complete."""
-    text = data.decode("utf-8", errors="replace")
-    lines = text.splitlines()
-    if not lines or not lines[0].strip():
+    first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip()
+    if not first:
         raise SourceError(f"{origin}: empty file")
-    header = [c.strip().lower() for c in lines[0].split(",")]
+    header = [c.strip().lower() for c in first.split(",")]
     missing = [c for c in BASE_COLUMNS if c not in header]
     if missing:
         raise SourceError(
@@ -108,30 +107,66 @@ def _check_layout(data: bytes, origin: str) -> list[str]:
     unknown = [c for c in header if c not in BASE_COLUMNS and c not in CALCS_COLUMNS]
     if unknown:
         raise SourceError(f"{origin}: unknown column(s) {', '.join(unknown)}: unknown file layout")
-    for number, line in enumerate(lines[1:], start=2):
-        if line.strip() and line.count(",") + 1 != len(header):
-            fields = line.count(",") + 1
-            raise SourceError(
-                f"{origin}: line {number} has {fields} fields, the header has {len(header)} "
-                "(truncated or malformed line)"
-            )
+    _check_field_counts(data, origin, len(header))
     return header
 
 
-def _first_bad(frame: pl.DataFrame, column: str, parsed: pl.Expr) -> tuple[int, str] | None:
-    raw = pl.col(column)
-    bad = frame.with_row_index("_line", offset=2).filter(
-        raw.is_not_null() & (raw.str.strip_chars() != "") & parsed.is_null()
-    )
-    if bad.is_empty():
-        return None
-    return int(bad["_line"][0]), str(bad[column][0])
+def _check_field_counts(data: bytes, origin: str, width: int) -> None:
+    """Every line has the header's number of fields (CBOE files quote no field). Fast
+    path: one count of separators over the whole file; the line is located only when
+    the total is off."""
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if data.count(b",") == lines * (width - 1) and b"\n\n" not in data:
+        return
+    for number, line in enumerate(data.splitlines(), start=1):
+        if line.strip() and line.count(b",") + 1 != width:
+            raise SourceError(
+                f"{origin}: line {number} has {line.count(b',') + 1} fields, the header has "
+                f"{width} (truncated or malformed line)"
+            )
+
+
+def _bad_value(frame: pl.DataFrame, checked: dict[str, pl.Expr]) -> tuple[str, int, str] | None:
+    """(column, line, text) of the first value that did not parse, scanning all columns
+    in one pass and locating the line only for a column that has one."""
+
+    def failed(column: str, parsed: pl.Expr) -> pl.Expr:
+        raw = pl.col(column)
+        return raw.is_not_null() & (raw.str.strip_chars() != "") & parsed.is_null()
+
+    flags = frame.select(failed(c, e).any().alias(c) for c, e in checked.items()).row(0)
+    for (column, parsed), bad in zip(checked.items(), flags, strict=True):
+        if bad:
+            rows = frame.with_row_index("_line", offset=2).filter(failed(column, parsed))
+            return column, int(rows["_line"][0]), str(rows[column][0])
+    return None
 
 
 def parse_eod_summary(data: bytes, origin: str) -> pl.DataFrame:
     """Typed rows of one file, or SourceError naming the line and column of the first
-    value that is not a number or a ``YYYY-MM-DD`` date."""
+    value that is not a number or a ``YYYY-MM-DD`` date.
+
+    Fast path: the CSV reader parses numbers itself. If anything fails to parse, the
+    file is read again as text to find and name the first bad value.
+    """
     header = _check_layout(data, origin)
+    schema = {c: pl.String if c in TEXT_COLUMNS else pl.Float64 for c in header}
+    try:
+        typed = pl.read_csv(io.BytesIO(data), schema=schema, has_header=True)
+    except pl.exceptions.PolarsError:
+        return _parse_as_text(data, origin, header)
+    dates = {c: pl.col(c).str.strptime(pl.Date, "%Y-%m-%d", strict=False) for c in DATE_COLUMNS}
+    unparsed = pl.any_horizontal(pl.col(c).is_not_null() & dates[c].is_null() for c in DATE_COLUMNS)
+    if typed.select(unparsed.any()).item():
+        return _parse_as_text(data, origin, header)
+    parsed = typed.with_columns(**dates)
+    if parsed.is_empty():
+        raise SourceError(f"{origin}: no data rows")
+    return parsed
+
+
+def _parse_as_text(data: bytes, origin: str, header: list[str]) -> pl.DataFrame:
+    """Read every field as text, parse it, and raise naming the first bad value."""
     try:
         raw = pl.read_csv(io.BytesIO(data), infer_schema=False, new_columns=header)
     except pl.exceptions.PolarsError as exc:
@@ -147,14 +182,12 @@ def parse_eod_summary(data: bytes, origin: str) -> pl.DataFrame:
             typed[column] = value
         else:
             typed[column] = value.cast(pl.Float64, strict=False)
-    for column, parsed in typed.items():
-        if column in TEXT_COLUMNS and column not in DATE_COLUMNS:
-            continue
-        found = _first_bad(raw, column, parsed)
-        if found:
-            line, text = found
-            kind = "a YYYY-MM-DD date" if column in DATE_COLUMNS else "a number"
-            raise SourceError(f"{origin}: line {line}, column {column!r}: {text!r} is not {kind}")
+    checked = {c: e for c, e in typed.items() if c not in TEXT_COLUMNS or c in DATE_COLUMNS}
+    found = _bad_value(raw, checked)
+    if found:
+        column, line, text = found
+        kind = "a YYYY-MM-DD date" if column in DATE_COLUMNS else "a number"
+        raise SourceError(f"{origin}: line {line}, column {column!r}: {text!r} is not {kind}")
     return raw.select(**typed)
 
 
@@ -163,7 +196,7 @@ def _underlying_mid(bid: str, ask: str) -> pl.Expr:
     return pl.when(both).then((pl.col(bid) + pl.col(ask)) / 2)
 
 
-def _snapshot(rows: pl.DataFrame, at: datetime, suffix: str, spot: pl.Expr) -> pl.DataFrame:
+def _snapshot(rows: pl.DataFrame, suffix: str, spot: pl.Expr) -> pl.DataFrame:
     eod = suffix == "eod"
     traded = pl.col("trade_volume") > 0
     return rows.select(
@@ -186,10 +219,25 @@ def _snapshot(rows: pl.DataFrame, at: datetime, suffix: str, spot: pl.Expr) -> p
         ).alias("volume"),
         pl.col("open_interest").cast(pl.Int64, strict=False),
         spot.alias("underlying_price"),
-        pl.lit(at).cast(OPTION_QUOTES.schema["ts_event"]).alias("ts_event"),
-        pl.lit(at).cast(OPTION_QUOTES.schema["ts_init"]).alias("ts_init"),
+        pl.col(f"_ts_{suffix}").alias("ts_event"),
+        pl.col(f"_ts_{suffix}").alias("ts_init"),
         pl.lit(SOURCE_NAME).alias("source"),
     )
+
+
+def _snapshot_times(days: list[date], origin: str, calendar: ExchangeCalendar) -> pl.DataFrame:
+    """15:45 New York and the session close of each quote date (UTC); SourceError for a
+    date that is not a session. An early close has no 15:45 snapshot (null)."""
+    rows = []
+    for day in days:
+        if not calendar.is_session(day):
+            raise SourceError(f"{origin}: quote_date {day} is not an exchange session")
+        at_1545 = datetime.combine(day, SNAPSHOT_1545, EXCHANGE_TZ).astimezone(UTC)
+        close = calendar.session_on_or_before(day).close
+        rows.append({"quote_date": day, "_ts_1545": at_1545 if at_1545 < close else None,
+                     "_ts_eod": close})  # fmt: skip
+    utc = OPTION_QUOTES.schema["ts_event"]
+    return pl.DataFrame(rows, schema={"quote_date": pl.Date, "_ts_1545": utc, "_ts_eod": utc})
 
 
 def _with_contract_columns(frame: pl.DataFrame) -> pl.DataFrame:
@@ -221,35 +269,32 @@ def batches_from_rows(
     rows: pl.DataFrame, origin: str, calendar: ExchangeCalendar
 ) -> list[SourceBatch]:
     """One batch per (underlying, quote date), each with the 15:45 and close snapshots."""
+    if rows["underlying_symbol"].null_count() or rows["quote_date"].null_count():
+        raise SourceError(f"{origin}: a row has no underlying_symbol or quote_date")
     frame = _with_contract_columns(rows)
-    batches = []
-    for (underlying, day), group in frame.group_by("underlying", "quote_date", maintain_order=True):
-        if not isinstance(underlying, str) or not isinstance(day, date):
-            raise SourceError(f"{origin}: a row has no underlying_symbol or quote_date")
+    for underlying in frame["underlying"].unique().to_list():
         try:
             validate_symbol(underlying)
         except ConfigError as exc:
             raise SourceError(f"{origin}: {exc}") from None
-        if not calendar.is_session(day):
-            raise SourceError(f"{origin}: quote_date {day} is not an exchange session")
-        at_1545 = datetime.combine(day, SNAPSHOT_1545, EXCHANGE_TZ).astimezone(UTC)
-        close = calendar.session_on_or_before(day).close
-        spot_1545 = (
-            pl.when(pl.col("active_underlying_price_1545") > 0)
-            .then(pl.col("active_underlying_price_1545"))
-            .otherwise(_underlying_mid("underlying_bid_1545", "underlying_ask_1545"))
-        )
-        spot_eod = _underlying_mid("underlying_bid_eod", "underlying_ask_eod")
-        snapshots = [
-            _snapshot(group, at_1545, "1545", spot_1545),
-            _snapshot(group, close, "eod", spot_eod),
+    times = _snapshot_times(sorted(frame["quote_date"].unique().to_list()), origin, calendar)
+    frame = frame.join(times, on="quote_date", how="left", maintain_order="left")
+    spot_1545 = (
+        pl.when(pl.col("active_underlying_price_1545") > 0)
+        .then(pl.col("active_underlying_price_1545"))
+        .otherwise(_underlying_mid("underlying_bid_1545", "underlying_ask_1545"))
+    )
+    quotes = pl.concat(
+        [
+            _snapshot(frame.filter(pl.col("_ts_1545").is_not_null()), "1545", spot_1545),
+            _snapshot(frame, "eod", _underlying_mid("underlying_bid_eod", "underlying_ask_eod")),
         ]
-        if at_1545 >= close:  # early close: no 15:45 snapshot exists
-            snapshots = snapshots[1:]
-        batches.append(
-            SourceBatch(underlying, day, {OPTION_QUOTES.name: pl.concat(snapshots)}, origin=origin)
-        )
-    return batches
+    )
+    parts = quotes.partition_by("underlying", "date", as_dict=True, maintain_order=True)
+    return [
+        SourceBatch(str(underlying), day, {OPTION_QUOTES.name: part}, origin=origin)
+        for (underlying, day), part in parts.items()
+    ]
 
 
 def load_file(path: Path, calendar: ExchangeCalendar | None = None) -> list[SourceBatch]:
