@@ -17,7 +17,7 @@ import exchange_calendars as xcals
 from data_lake.errors import ConfigError
 
 EXCHANGE_TZ = ZoneInfo("America/New_York")
-CALENDAR_START = date(2000, 1, 3)
+CALENDAR_START = date(1990, 1, 2)  # vendor histories (LEAN's daily bars) start in the 1990s
 # A fixed end, not "today + 1 year" (the package default): sessions far ahead follow the
 # exchange's published rules, and listed expiries up to three years out must be real days.
 CALENDAR_END = date(2036, 12, 31)

@@ -67,9 +67,30 @@ def _macro_sql(lake: Lake, spec: TableSpec) -> str:
     )
 
 
+# Views derived from lake tables, and the tables each needs.
+ADJUSTED_BARS_SQL = """
+CREATE OR REPLACE VIEW underlying_bars_adjusted AS
+SELECT b.underlying, b.date, b.ts_event, b.bar_seconds,
+       coalesce(f.price_factor * f.split_factor, 1.0) AS adjustment,
+       b.open * adjustment AS open, b.high * adjustment AS high, b.low * adjustment AS low,
+       b.close * adjustment AS close, b.volume / adjustment AS volume,
+       b.open AS open_raw, b.close AS close_raw, b.source
+FROM underlying_bars b
+ASOF LEFT JOIN corporate_actions f ON b.underlying = f.underlying AND b.date <= f.date
+"""
+DERIVED_VIEWS: dict[str, tuple[tuple[str, ...], str]] = {
+    "underlying_bars_adjusted": (("underlying_bars", "corporate_actions"), ADJUSTED_BARS_SQL),
+}
+
+
 def referenced_tables(sql: str) -> list[str]:
-    """Lake tables whose names appear as words in ``sql`` (views are made only for those)."""
-    return [name for name in TABLES if re.search(rf"\b{name}\b", sql, flags=re.IGNORECASE)]
+    """Lake tables named as words in ``sql``, with those behind any derived view it names
+    (views are made only for those)."""
+    found = {name for name in TABLES if re.search(rf"\b{name}\b", sql, flags=re.IGNORECASE)}
+    for view, (needs, _) in DERIVED_VIEWS.items():
+        if re.search(rf"\b{view}\b", sql, flags=re.IGNORECASE):
+            found.update(needs)
+    return [name for name in TABLES if name in found]
 
 
 def connect(
@@ -86,6 +107,9 @@ def connect(
         if tables is None or spec.name in tables:
             con.execute(_view_sql(lake, spec))
         con.execute(_macro_sql(lake, spec))
+    for needs, sql in DERIVED_VIEWS.values():
+        if tables is None or all(t in tables for t in needs):
+            con.execute(sql)
     return con
 
 

@@ -14,6 +14,7 @@ import polars as pl
 
 from data_lake.errors import DataQualityError
 from data_lake.schemas import (
+    CORPORATE_ACTIONS,
     OPTION_QUOTES,
     PARTITION_COLUMNS,
     QUARANTINE,
@@ -26,6 +27,7 @@ EXCHANGE_TZ = "America/New_York"
 PRICE_COLUMNS: dict[str, tuple[str, ...]] = {
     OPTION_QUOTES.name: ("bid", "ask", "last", "underlying_price", "strike"),
     UNDERLYING_BARS.name: ("open", "high", "low", "close"),
+    CORPORATE_ACTIONS.name: ("reference_price",),
 }
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     OPTION_QUOTES.name: (
@@ -38,6 +40,15 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
         "bid",
         "ask",
         "ts_event",
+        "ts_init",
+        "source",
+    ),
+    CORPORATE_ACTIONS.name: (
+        "underlying",
+        "date",
+        "ts_event",
+        "price_factor",
+        "split_factor",
         "ts_init",
         "source",
     ),
@@ -153,6 +164,11 @@ def _row_checks(spec: TableSpec) -> list[tuple[str, pl.Expr]]:
                     pl.col(c) < 0 for c in ("bid_size", "ask_size", "volume", "open_interest")
                 ),
             ),
+        ]
+    elif spec.name == CORPORATE_ACTIONS.name:
+        factors = (pl.col("price_factor"), pl.col("split_factor"))
+        checks += [
+            ("non_positive_factor", pl.any_horizontal(~(f > 0) | ~f.is_finite() for f in factors))
         ]
     elif spec.name == UNDERLYING_BARS.name:
         checks += [

@@ -122,10 +122,34 @@ QUARANTINE = TableSpec(
     description="Rows rejected by the write-time quality checks, with the reason and source.",
 )
 
+CORPORATE_ACTIONS = TableSpec(
+    name="corporate_actions",
+    schema=pl.Schema(
+        Columns(
+            {
+                "underlying": pl.String,
+                "date": pl.Date,  # the factor row's date
+                "ts_event": UTC_TIME,  # 16:00 New York on ``date``
+                "price_factor": pl.Float64,  # dividends
+                "split_factor": pl.Float64,
+                "reference_price": pl.Float64,
+                "ts_init": UTC_TIME,
+                "source": pl.String,
+            }
+        )
+    ),
+    snapshot_key=("ts_event",),
+    unique_key=("ts_event",),
+    description=(
+        "Split and dividend adjustment factors, LEAN factor-file semantics: a bar dated d "
+        "is adjusted by price_factor * split_factor of the first row dated on or after d."
+    ),
+)
+
 TABLES: dict[str, TableSpec] = {
-    spec.name: spec for spec in (UNDERLYING_BARS, OPTION_QUOTES, QUARANTINE)
+    spec.name: spec for spec in (UNDERLYING_BARS, OPTION_QUOTES, CORPORATE_ACTIONS, QUARANTINE)
 }
-DATA_TABLES: tuple[str, ...] = (UNDERLYING_BARS.name, OPTION_QUOTES.name)
+DATA_TABLES: tuple[str, ...] = (UNDERLYING_BARS.name, OPTION_QUOTES.name, CORPORATE_ACTIONS.name)
 
 
 def table_spec(name: str) -> TableSpec:

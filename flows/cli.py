@@ -86,6 +86,9 @@ def _run_with_progress(flow_fn: Any, params: Any, settings: Settings) -> dict[st
         label = f"ingest {','.join(underlyings)}"
         if params.start and params.end:
             total = len(exchange_calendar().sessions(params.start, params.end)) * len(underlyings)
+    elif params.source == "lean":
+        validate_files(params)
+        label = f"ingest LEAN {','.join(params.underlyings or [])}"
     else:
         label = f"ingest {len(validate_files(params))} {params.source} file(s)"
     with Progress(
@@ -201,6 +204,37 @@ def ingest_cboe(
         source="cboe",
         files=[str(f) for f in files],
         underlyings=underlyings,
+        mode="replace" if replace else "merge",
+    )
+    from flows.ingest import ingest_chains
+
+    summary = _run_with_progress(ingest_chains, params, settings)
+    _emit_summary(summary, as_json)
+
+
+@ingest_app.command("lean")
+def ingest_lean(
+    path: Annotated[Path, typer.Argument(help="LEAN's Data folder (holds equity/usa/...)")],
+    underlyings: Annotated[str, typer.Option(help="Comma-separated symbols, e.g. AAPL,GOOG")],
+    start: StartOpt = None,
+    end: EndOpt = None,
+    replace: Annotated[
+        bool, typer.Option(help="Replace whole partitions instead of merging snapshots")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """Import LEAN daily equity bars (raw) and factor files (split and dividend factors).
+
+    The adjusted history is the underlying_bars_adjusted view. Option chains from LEAN
+    folders are not imported yet.
+    """
+    settings = _settings()
+    params = _params(
+        source="lean",
+        files=[str(path)],
+        underlyings=underlyings,
+        start=start.date() if start else None,
+        end=end.date() if end else None,
         mode="replace" if replace else "merge",
     )
     from flows.ingest import ingest_chains

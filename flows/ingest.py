@@ -32,8 +32,8 @@ class IngestParams(BaseModel):
     """Parameters of an ingest run (validated before any work starts)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    source: Literal["synthetic", "cboe"] = "synthetic"
-    files: list[str] | None = None  # vendor files (cboe); each is one task
+    source: Literal["synthetic", "cboe", "lean"] = "synthetic"
+    files: list[str] | None = None  # vendor files (cboe: one task each); lean: the data folder
     underlyings: list[str] | None = None  # synthetic default: settings; files: all in the file
     start: date | None = None
     end: date | None = None
@@ -54,7 +54,7 @@ class IngestParams(BaseModel):
 
     @model_validator(mode="after")
     def _check_range(self) -> IngestParams:
-        if (self.start is None) != (self.end is None):
+        if self.source == "synthetic" and (self.start is None) != (self.end is None):
             raise ValueError("give both start and end, or neither (for the latest snapshot)")
         if self.start and self.end and self.end < self.start:
             raise ValueError(f"end date {self.end} is before start date {self.start}")
@@ -62,6 +62,8 @@ class IngestParams(BaseModel):
             raise ValueError(f"source {self.source} needs files to ingest")
         if self.source == "synthetic" and self.files:
             raise ValueError("files are for vendor sources, not the synthetic market")
+        if self.source == "lean" and (len(self.files or []) != 1 or not self.underlyings):
+            raise ValueError("source lean needs one data folder and --underlyings")
         return self
 
 
@@ -84,6 +86,10 @@ def validate_request(params: IngestParams, settings: Settings) -> tuple[list[str
 def validate_files(params: IngestParams) -> list[Path]:
     """Every named file must exist; the contents are checked by the file's task."""
     paths = [Path(f).expanduser() for f in dict.fromkeys(params.files or [])]
+    if params.source == "lean":
+        if not paths[0].is_dir():
+            raise ConfigError(f"no such folder: {paths[0]} (give LEAN's Data folder)")
+        return paths
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise ConfigError(f"no such file: {', '.join(missing)}")
@@ -122,15 +128,22 @@ def run_file_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
     runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(
         max_workers=settings.ingest.concurrency
     )
+    # cboe: one task per file; lean: one task per symbol below the data folder
+    units = (
+        [(u, str(paths[0]), [u]) for u in params.underlyings or []]
+        if params.source == "lean"
+        else [(str(p), str(p), params.underlyings) for p in paths]
+    )
     with runner:
-        for path in paths:
+        for unit, path, underlyings in units:
             args = {
-                "lake": lake, "source": params.source, "path": str(path),
-                "underlyings": params.underlyings, "mode": params.mode,
+                "lake": lake, "source": params.source, "path": path, "underlyings": underlyings,
+                "mode": params.mode, "start": params.start, "end": params.end,
             }  # fmt: skip
-            futures[str(path)] = runner.submit(task, args)
-        summary: dict[str, Any] = {"lake": str(lake.root), "files": {}, "failed": {}}
-        return _gather(futures, summary, "files")
+            futures[unit] = runner.submit(task, args)
+        key = "underlyings" if params.source == "lean" else "files"
+        summary: dict[str, Any] = {"lake": str(lake.root), key: {}, "failed": {}}
+        return _gather(futures, summary, key)
 
 
 def run_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from data_lake.errors import LakeError
 from data_lake.ingest import IngestSummary, chunked, write_batch, write_batches
 from data_lake.lake import Lake, WriteMode, partition_exists, partition_snapshots
 from data_lake.schemas import OPTION_QUOTES, UNDERLYING_BARS
-from data_lake.sources import cboe, synthetic
+from data_lake.sources import cboe, lean, synthetic
+from data_lake.sources.base import SourceBatch
 from data_lake.sources.synthetic import SyntheticConfig
 from tasks import progress
 
@@ -133,6 +134,21 @@ def ingest_synthetic_snapshot(
     return summary.as_dict()
 
 
+def _vendor_batches(
+    source: str, path: Path, underlyings: list[str] | None, start: date | None, end: date | None
+) -> list[SourceBatch]:
+    if source == lean.SOURCE_NAME:
+        return [b for u in underlyings or [] for b in lean.load_underlying(path, u, start, end)]
+    batches = cboe.load_file(path)
+    return [
+        b
+        for b in batches
+        if (not underlyings or b.underlying in underlyings)
+        and (start is None or b.day >= start)
+        and (end is None or b.day <= end)
+    ]
+
+
 @task(
     name="ingest-file",
     task_run_name="ingest-{source}-{path}",
@@ -148,15 +164,16 @@ def ingest_vendor_file(
     path: str,
     underlyings: list[str] | None = None,
     mode: WriteMode = "merge",
+    start: date | None = None,
+    end: date | None = None,
 ) -> dict[str, object]:
-    """Parse one vendor file completely, then write its partitions (optionally only
-    ``underlyings``). A bad file raises before anything of it is written."""
+    """Parse one vendor file (or, for LEAN, one symbol's files below a data folder)
+    completely, then write its partitions, optionally only ``underlyings`` and dates in
+    ``start..end``. A bad file raises before anything of it is written."""
     lake.ensure_writable()
-    loaders = {cboe.SOURCE_NAME: cboe.load_file}
-    batches = loaders[source](Path(path))
-    if underlyings:
-        batches = [b for b in batches if b.underlying in underlyings]
-    summary = IngestSummary(Path(path).name, source)
+    batches = _vendor_batches(source, Path(path), underlyings, start, end)
+    label = Path(path).name if source != lean.SOURCE_NAME else ",".join(underlyings or [])
+    summary = IngestSummary(label, source)
     for chunk in chunked(batches, WRITE_CHUNK_DAYS):
         writes = write_batches(lake, chunk, mode)
         summary.add(writes)

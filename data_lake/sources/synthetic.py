@@ -4,7 +4,7 @@
 and Poisson jumps in price, simulated on an intraday grid (the open, each full
 hour, the close) of every XNYS session. Trading time: a session is 1/252 year,
 the overnight step carries 20% of a day's variance. Every underlying's path is
-anchored at the calendar's first session (2000-01-03) and each day draws from its
+anchored at the session of 2000-01-03 (``ANCHOR_SESSION``) and each day draws from its
 own RNG stream ``(seed, underlying, day)``, so a day's data are the same whatever
 range is asked for and whichever other underlyings are generated: backfills in
 chunks equal one long backfill. Daily and intraday runs share the path and the

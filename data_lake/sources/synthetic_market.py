@@ -23,6 +23,7 @@ from data_lake.errors import ConfigError
 from data_lake.sources.synthetic_chain import SurfaceParams
 
 SOURCE_NAME = "synthetic"
+ANCHOR_SESSION = date(2000, 1, 3)  # every synthetic path starts here, whatever is asked
 Signal = Literal["none", "planted"]
 TRADING_DAYS = 252.0
 OVERNIGHT_SHARE = 0.2
@@ -201,7 +202,7 @@ def simulate_path(
     with _CHECKPOINTS_LOCK:
         checkpoints = _CHECKPOINTS.setdefault(key, {})
         usable = [d for d in checkpoints if start is not None and d <= start]
-        resume = max(usable) if usable else calendar.first_day
+        resume = max(usable) if usable else ANCHOR_SESSION
         log_spot, variance, mispricing = checkpoints.get(resume, (math.log(p.spot), p.vol**2, 0.0))
     state = MarketState(log_spot, variance, mispricing)
     previous_month = None

@@ -248,3 +248,31 @@ def test_cboe_import_of_a_missing_file_is_a_usage_error(
 ) -> None:
     code, _, err = run_cli(["ingest", "cboe", "/nowhere/eod.csv"], capsys, monkeypatch)
     assert code == 2 and error_lines(err) == ["error: no such file: /nowhere/eod.csv"]
+
+
+LEAN = Path(__file__).resolve().parents[1] / "fixtures" / "lean"
+
+
+@pytest.mark.integration
+def test_lean_import_gives_raw_and_adjusted_history(
+    home: Path,
+    prefect_server: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    code, out, _ = run_cli(
+        ["ingest", "lean", str(LEAN), "--underlyings", "AAPL", "--start", "2014-06-02", "--json"],
+        capsys, monkeypatch,
+    )  # fmt: skip
+    assert code == 0
+    aapl = json.loads(out)["underlyings"]["AAPL"]
+    assert aapl["rows"]["underlying_bars"] == 43  # sessions 2014-06-02 .. 2014-07-31
+    assert aapl["rows"]["corporate_actions"] > 30
+    sql = (
+        "SELECT date, round(close_raw, 2) AS raw, round(close, 4) AS adjusted "
+        "FROM underlying_bars_adjusted WHERE date IN ('2014-06-06', '2014-06-09') ORDER BY date"
+    )
+    code, out, _ = run_cli(["sql", sql, "--format", "json"], capsys, monkeypatch)
+    rows = json.loads(out)
+    assert [r["raw"] for r in rows] == [645.57, 93.7]
+    assert 1.0 < rows[1]["adjusted"] / rows[0]["adjusted"] < 1.03

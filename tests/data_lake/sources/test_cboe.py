@@ -187,6 +187,8 @@ def test_mutated_files_parse_or_fail_with_a_source_error(data: st.DataObject) ->
 
 
 def test_padded_fields_take_the_text_path_and_parse_the_same(tmp_path: Path) -> None:
-    padded = PLAIN.read_text().replace(",2.00,", ", 2.00 ,").replace(",2024-01-19,", ", 2024-01-19,")
+    padded = (
+        PLAIN.read_text().replace(",2.00,", ", 2.00 ,").replace(",2024-01-19,", ", 2024-01-19,")
+    )
     assert padded != PLAIN.read_text()
     assert _quotes(_write(tmp_path, "padded.csv", padded)).equals(_quotes(PLAIN))
