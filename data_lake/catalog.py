@@ -22,6 +22,7 @@ import polars as pl
 
 from data_lake.errors import LakeError
 from data_lake.lake import Lake
+from data_lake.rates import RATES_TABLE
 from data_lake.schemas import TABLES, TableSpec
 
 _DUCKDB_TYPES: dict[type[pl.DataType], str] = {
@@ -83,6 +84,22 @@ DERIVED_VIEWS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+def _rates_view_sql(lake: Lake) -> str:
+    """The ``rates`` view over every imported series (see :mod:`data_lake.rates`)."""
+    base = lake.root / RATES_TABLE
+    if any(base.glob("series=*/*.parquet")):
+        pattern = _quote(base / "series=*" / "*.parquet")
+        return (
+            "CREATE OR REPLACE VIEW rates AS SELECT series, date, rate, source FROM "
+            f"read_parquet({pattern}, hive_partitioning = true, hive_types = {{'series': VARCHAR}})"
+        )
+    return (
+        "CREATE OR REPLACE VIEW rates AS SELECT CAST(NULL AS VARCHAR) AS series, "
+        "CAST(NULL AS DATE) AS date, CAST(NULL AS DOUBLE) AS rate, "
+        "CAST(NULL AS VARCHAR) AS source WHERE false"
+    )
+
+
 def referenced_tables(sql: str) -> list[str]:
     """Lake tables named as words in ``sql``, with those behind any derived view it names
     (views are made only for those)."""
@@ -107,6 +124,7 @@ def connect(
         if tables is None or spec.name in tables:
             con.execute(_view_sql(lake, spec))
         con.execute(_macro_sql(lake, spec))
+    con.execute(_rates_view_sql(lake))
     for needs, sql in DERIVED_VIEWS.values():
         if tables is None or all(t in tables for t in needs):
             con.execute(sql)

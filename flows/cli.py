@@ -243,6 +243,21 @@ def ingest_lean(
     _emit_summary(summary, as_json)
 
 
+@ingest_app.command("rates")
+def ingest_rates(
+    file: Annotated[Path, typer.Argument(help="LEAN interest-rate.csv or a FRED series CSV")],
+    series: Annotated[
+        str | None, typer.Option(help="Store under this name (default: the file's column)")
+    ] = None,
+) -> None:
+    """Import a risk-free rate series (percent in the file, stored as decimals); it
+    replaces the stored series of that name atomically."""
+    from data_lake.rates import import_rate_file
+
+    name, rows = import_rate_file(_settings().lake, file, series)
+    out.print(f"rates: series {name}: {rows} values from {file}")
+
+
 @backfill_app.command("synthetic")
 def backfill_synthetic(
     start: StartOpt = None,

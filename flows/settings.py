@@ -73,6 +73,12 @@ class SyntheticSettings(BaseModel):
         return SyntheticConfig(**values)  # type: ignore[arg-type]
 
 
+class RateSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    series: str = "PCREDIT8"  # the imported series analytics use (volflow ingest rates)
+    fallback: float = Field(default=0.04, ge=-0.05, le=0.5)  # where the series has no value
+
+
 class IngestSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     concurrency: int = Field(default=2, ge=1, le=64)  # underlyings ingested at once
@@ -92,6 +98,7 @@ class Settings(BaseSettings):
     default_start: date | None = None
     synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    rates: RateSettings = Field(default_factory=RateSettings)
 
     @field_validator("underlyings", mode="before")
     @classmethod
