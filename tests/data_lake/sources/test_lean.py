@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import zipfile
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -16,7 +17,11 @@ from data_lake.schemas import CORPORATE_ACTIONS, UNDERLYING_BARS
 from data_lake.sources.lean import load_underlying
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "lean"
-SHARED = Path(__file__).resolve().parents[4] / "shared" / "data" / "lean"
+# the full LEAN sample: $VOLFLOW_LEAN_DATA, else ../shared/data/lean beside the repository
+SHARED = Path(
+    os.environ.get("VOLFLOW_LEAN_DATA")
+    or Path(__file__).resolve().parents[4] / "shared" / "data" / "lean"
+)
 
 
 def _lake_with(root: Path, tmp_path: Path, symbol: str = "AAPL", **kw: date) -> Lake:
@@ -90,7 +95,9 @@ def test_unparseable_bar_names_the_line(tmp_path: Path) -> None:
 
 @pytest.mark.lean
 @pytest.mark.slow
-@pytest.mark.skipif(not SHARED.is_dir(), reason="the LEAN sample ../shared/data/lean is absent")
+@pytest.mark.skipif(
+    not SHARED.is_dir(), reason=f"the full LEAN sample is absent ({SHARED}; set VOLFLOW_LEAN_DATA)"
+)
 def test_full_sample_aapl_and_spy_adjust_away_every_split(tmp_path: Path) -> None:
     """AAPL splits 4:1 on 2020-08-31; SPY has dividends only. (GOOG is left out:
     before 2014-04-03 LEAN's goog series is another share class, joined by a map file,
