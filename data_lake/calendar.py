@@ -111,3 +111,16 @@ def intraday_grid(session: Session) -> list[datetime]:
         hour += timedelta(hours=1)
     points.append(session.close)
     return points
+
+
+def last_trading_time(expiry: date, settlement: str, calendar: ExchangeCalendar) -> datetime:
+    """When a contract stops trading (UTC). PM-settled: the close of the expiry session
+    (the session on or before the expiry date, so a holiday Friday moves it to
+    Thursday). AM-settled (SPX, NDX, RUT monthlies): the close of the session before,
+    since the settlement value comes from the expiry morning's opening prints."""
+    if settlement not in ("AM", "PM"):
+        raise ConfigError(f"unknown settlement style {settlement!r}: expected AM or PM")
+    session = calendar.session_on_or_before(expiry)
+    if settlement == "AM":
+        session = calendar.session_on_or_before(session.day - timedelta(days=1))
+    return session.close

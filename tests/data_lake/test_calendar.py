@@ -4,7 +4,13 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from data_lake.calendar import EXCHANGE_TZ, exchange_calendar, intraday_grid, trading_date
+from data_lake.calendar import (
+    EXCHANGE_TZ,
+    exchange_calendar,
+    intraday_grid,
+    last_trading_time,
+    trading_date,
+)
 from data_lake.errors import ConfigError
 
 
@@ -52,3 +58,14 @@ def test_dates_past_the_calendar_are_an_error_not_the_last_session() -> None:
     with pytest.raises(ConfigError, match="after the XNYS calendar ends"):
         cal.session_on_or_before(date(2040, 1, 5))
     assert cal.session_on_or_before(date(2030, 11, 17)).day == date(2030, 11, 15)  # a Friday
+
+
+def test_last_trading_time_depends_on_the_settlement_style() -> None:
+    cal = exchange_calendar()
+    friday = date(2024, 1, 19)
+    assert last_trading_time(friday, "PM", cal) == datetime(2024, 1, 19, 21, 0, tzinfo=UTC)
+    assert last_trading_time(friday, "AM", cal) == datetime(2024, 1, 18, 21, 0, tzinfo=UTC)
+    good_friday = date(2024, 3, 29)  # a holiday: PM expiries trade until Thursday's close
+    assert last_trading_time(good_friday, "PM", cal) == datetime(2024, 3, 28, 20, 0, tzinfo=UTC)
+    with pytest.raises(ConfigError, match="unknown settlement style"):
+        last_trading_time(friday, "XX", cal)
