@@ -128,8 +128,8 @@ def pandas_reader(data: bytes) -> int:
         root + df["expiration"].dt.strftime("%y%m%d") + right
         + (df["strike"] * 1000).round().astype("int64").astype(str).str.zfill(8)
     )  # fmt: skip
-    df["exercise_style"] = root.isin(list(INDEX_ROOTS)).map({True: "european", False: "american"})
-    df["settlement"] = root.map(INDEX_ROOTS).fillna("PM")
+    df["exercise_style"] = root.map({r: s for r, (s, _) in INDEX_ROOTS.items()}).fillna("american")
+    df["settlement"] = root.map({r: s for r, (_, s) in INDEX_ROOTS.items()}).fillna("PM")
     df["underlying"] = df["underlying_symbol"].str.lstrip("^").str.upper()
     snapshots = []
     for suffix in ("1545", "eod"):

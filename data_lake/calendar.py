@@ -69,6 +69,15 @@ class ExchangeCalendar:
         i = bisect_left(self.days, day)
         return i < len(self.days) and self.days[i] == day
 
+    def next_session(self, day: date) -> date:
+        """The first session strictly after ``day``."""
+        i = bisect_right(self.days, day)
+        if i >= len(self.days):
+            raise ConfigError(
+                f"no {self.name} session after {day} (the calendar ends {self.last_day})"
+            )
+        return self.days[i]
+
     def session_on_or_before(self, day: date) -> Session:
         i = bisect_right(self.days, day) - 1
         if i < 0:

@@ -74,7 +74,8 @@ CREATE OR REPLACE VIEW underlying_bars_adjusted AS
 SELECT b.underlying, b.date, b.ts_event, b.bar_seconds,
        coalesce(f.price_factor * f.split_factor, 1.0) AS adjustment,
        b.open * adjustment AS open, b.high * adjustment AS high, b.low * adjustment AS low,
-       b.close * adjustment AS close, b.volume / adjustment AS volume,
+       b.close * adjustment AS close,
+       b.volume / coalesce(f.split_factor, 1.0) AS volume,  -- dividends leave share counts
        b.open AS open_raw, b.close AS close_raw, b.source
 FROM underlying_bars b
 ASOF LEFT JOIN corporate_actions f ON b.underlying = f.underlying AND b.date <= f.date

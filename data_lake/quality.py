@@ -154,6 +154,12 @@ def _row_checks(spec: TableSpec) -> list[tuple[str, pl.Expr]]:
             ("non_positive_strike", pl.col("strike") <= 0),
             ("invalid_right", ~pl.col("right").is_in(["C", "P"])),
             ("expiry_before_quote_date", pl.col("expiry") < pl.col("date")),
+            # AM-settled contracts stop trading the session before their expiry date
+            (
+                "quote_after_last_trading_time",
+                (pl.col("settlement") == "AM") & (pl.col("date") >= pl.col("expiry")),
+            ),
+            ("unknown_deliverable", pl.col("multiplier").is_null()),
             (
                 "missing_underlying_price",
                 pl.col("underlying_price").is_null() | (pl.col("underlying_price") <= 0),

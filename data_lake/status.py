@@ -97,6 +97,9 @@ WITH written AS (
     FROM option_quotes GROUP BY ALL
     UNION ALL
     SELECT source, underlying, date, 'underlying_bars', count(*) FROM underlying_bars GROUP BY ALL
+    UNION ALL
+    SELECT source, underlying, date, 'corporate_actions', count(*) FROM corporate_actions
+    GROUP BY ALL
 ), rejected AS (
     SELECT source, underlying, date, source_table, count(*) AS quarantined
     FROM quarantine GROUP BY ALL

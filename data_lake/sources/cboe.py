@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -39,6 +40,9 @@ from data_lake.schemas import OPTION_QUOTES
 from data_lake.sources.base import SourceBatch
 
 SOURCE_NAME = "cboe"
+# what a damaged, truncated, encrypted or exotic zip raises while being read
+ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, NotImplementedError,
+              RuntimeError, ValueError)  # fmt: skip
 BASE_COLUMNS = (
     "underlying_symbol", "quote_date", "root", "expiration", "strike", "option_type",
     "open", "high", "low", "close", "trade_volume", "bid_size_1545", "bid_1545",
@@ -61,10 +65,15 @@ TEXT_COLUMNS = (
 DATE_COLUMNS = ("quote_date", "expiration")
 SNAPSHOT_1545 = time(15, 45)
 
-# Index option roots: European exercise; AM-settled standard monthlies, PM-settled weeklies.
-INDEX_ROOTS: dict[str, str] = {
-    "SPX": "AM", "SPXW": "PM", "SPXPM": "PM", "XSP": "PM", "NDX": "AM", "NDXP": "PM",
-    "RUT": "AM", "RUTW": "PM", "VIX": "AM", "VIXW": "PM", "DJX": "AM", "OEX": "PM", "XEO": "PM",
+# Index option roots: (exercise style, settlement). Standard monthlies are AM-settled,
+# weeklies and P.M. roots PM-settled; VIX and VIXW settle on the morning's SOQ; OEX is
+# the American-style S&P 100 option, XEO its European twin.
+INDEX_ROOTS: dict[str, tuple[str, str]] = {
+    "SPX": ("european", "AM"), "SPXW": ("european", "PM"), "SPXPM": ("european", "PM"),
+    "XSP": ("european", "PM"), "NDX": ("european", "AM"), "NDXP": ("european", "PM"),
+    "RUT": ("european", "AM"), "RUTW": ("european", "PM"), "MRUT": ("european", "PM"),
+    "VIX": ("european", "AM"), "VIXW": ("european", "AM"), "DJX": ("european", "AM"),
+    "XEO": ("european", "PM"), "OEX": ("american", "PM"),
 }  # fmt: skip
 
 
@@ -82,7 +91,7 @@ def read_members(path: Path) -> Iterator[tuple[str, bytes]]:
         if path.suffix.lower() == ".zip":
             raise SourceError(f"{path}: corrupt zip file (not a readable zip archive)")
         yield str(path), path.read_bytes()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+    except ZIP_ERRORS as exc:
         raise SourceError(f"{path}: corrupt zip file ({exc})") from exc
     except OSError as exc:
         raise SourceError(f"{path}: cannot read ({exc.strerror or exc})") from exc
@@ -90,7 +99,7 @@ def read_members(path: Path) -> Iterator[tuple[str, bytes]]:
 
 def _check_layout(data: bytes, origin: str) -> list[str]:
     """The header's columns, after checking the layout and that every line is complete."""
-    first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip()
+    first = data.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip()
     if not first:
         raise SourceError(f"{origin}: empty file")
     header = [c.strip().lower() for c in first.split(",")]
@@ -208,7 +217,7 @@ def _snapshot(rows: pl.DataFrame, suffix: str, spot: pl.Expr) -> pl.DataFrame:
         pl.col("right"),
         pl.col("exercise_style"),
         pl.col("settlement"),
-        pl.lit(100.0).alias("multiplier"),
+        pl.col("multiplier"),
         pl.col(f"bid_{suffix}").alias("bid"),
         pl.col(f"ask_{suffix}").alias("ask"),
         pl.col(f"bid_size_{suffix}").cast(pl.Int64, strict=False).alias("bid_size"),
@@ -243,15 +252,19 @@ def _snapshot_times(days: list[date], origin: str, calendar: ExchangeCalendar) -
 def _with_contract_columns(frame: pl.DataFrame) -> pl.DataFrame:
     root = pl.col("root").str.to_uppercase()
     right = pl.col("option_type").str.to_uppercase().str.slice(0, 1)
-    settlement = root.replace_strict(INDEX_ROOTS, default="PM")
+    styles = {root_: style for root_, (style, _) in INDEX_ROOTS.items()}
+    settlements = {root_: settle for root_, (_, settle) in INDEX_ROOTS.items()}
     return frame.with_columns(
         pl.col("underlying_symbol").str.strip_prefix("^").str.to_uppercase().alias("underlying"),
         right.alias("right"),
-        pl.when(root.is_in(list(INDEX_ROOTS)))
-        .then(pl.lit("european"))
-        .otherwise(pl.lit("american"))
-        .alias("exercise_style"),
-        settlement.alias("settlement"),
+        root.replace_strict(styles, default="american").alias("exercise_style"),
+        root.replace_strict(settlements, default="PM").alias("settlement"),
+        # a non-standard deliverable (after a special dividend, a spin-off, ...) is not
+        # 100 shares: no multiplier, so the row is quarantined until deliverables are modelled
+        pl.when(pl.col("delivery_code").fill_null("").str.strip_chars() == "")
+        .then(pl.lit(100.0))
+        .otherwise(pl.lit(None, pl.Float64))
+        .alias("multiplier"),
         pl.concat_str(
             root,
             pl.col("expiration").dt.strftime("%y%m%d"),
@@ -271,6 +284,16 @@ def batches_from_rows(
     """One batch per (underlying, quote date), each with the 15:45 and close snapshots."""
     if rows["underlying_symbol"].null_count() or rows["quote_date"].null_count():
         raise SourceError(f"{origin}: a row has no underlying_symbol or quote_date")
+    unknown_index = rows.filter(
+        pl.col("underlying_symbol").str.starts_with("^")
+        & ~pl.col("root").str.to_uppercase().is_in(list(INDEX_ROOTS))
+    )
+    if not unknown_index.is_empty():
+        root = unknown_index["root"][0]
+        raise SourceError(
+            f"{origin}: index option root {root!r} is not in the known index roots "
+            "(its exercise style and settlement are unknown): add it to cboe.INDEX_ROOTS"
+        )
     frame = _with_contract_columns(rows)
     for underlying in frame["underlying"].unique().to_list():
         try:

@@ -31,6 +31,7 @@ from data_lake.calendar import EXCHANGE_TZ, ExchangeCalendar, exchange_calendar
 from data_lake.errors import SourceError
 from data_lake.schemas import CORPORATE_ACTIONS, UNDERLYING_BARS
 from data_lake.sources.base import SourceBatch
+from data_lake.sources.cboe import ZIP_ERRORS
 
 SOURCE_NAME = "lean"
 PRICE_SCALE = 10_000.0
@@ -54,7 +55,7 @@ def _zip_member(path: Path) -> tuple[str, bytes]:
             if len(names) != 1:
                 raise SourceError(f"{path}: expected one CSV inside, found {len(names)}")
             return f"{path}!{names[0]}", archive.read(names[0])
-    except (zipfile.BadZipFile, EOFError) as exc:
+    except ZIP_ERRORS as exc:
         raise SourceError(f"{path}: corrupt zip file ({exc})") from exc
 
 
