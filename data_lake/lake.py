@@ -37,7 +37,10 @@ from data_lake.schemas import PARTITION_COLUMNS, QUARANTINE, TableSpec
 
 logger = logging.getLogger(__name__)
 
-WriteMode = Literal["merge", "replace"]
+# merge: rows replace the partition's rows of the same snapshots; upsert: rows replace
+# rows with the same unique key, the rest stay (vendor files split by root or symbol
+# combine); replace: the batch becomes the whole partition.
+WriteMode = Literal["merge", "upsert", "replace"]
 WRITE_THREADS = min(4, os.cpu_count() or 1)
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
 DATA_FILE = "part-0.parquet"
@@ -287,9 +290,14 @@ def _store_partition(
     target = lake.data_file(spec.name, underlying, day)
     with _partition_lock(lake, spec, underlying, day):
         merged = valid
-        if mode == "merge" and target.exists():
+        if mode != "replace" and target.exists():
             existing = read_partition(lake, spec, underlying, day)
-            merged = pl.concat([_other_snapshots(existing, snapshots), valid])
+            if mode == "upsert" and spec.unique_key:
+                keys = list(spec.unique_key)
+                kept = existing.join(valid.select(keys), on=keys, how="anti", nulls_equal=True)
+            else:
+                kept = _other_snapshots(existing, snapshots)
+            merged = pl.concat([kept, valid])
         if merged.is_empty():
             target.unlink(missing_ok=True)
         else:
@@ -316,12 +324,16 @@ def _write_quarantine(
     """Quarantined rows of this write replace those of the same snapshots; rows with no
     snapshot time are kept, and an identical rejected row is stored once."""
     target = lake.quarantine_file(spec.name, underlying, day)
-    if mode == "merge" and target.exists():
+    if mode != "replace" and target.exists():
         existing = read_parquet_file(target).with_columns(
             pl.lit(underlying).alias("underlying"), pl.lit(day).alias("date")
         )
         existing = conform(existing, QUARANTINE, str(target))
-        kept = _other_snapshots(existing, snapshots.select("ts_event").unique())
+        kept = (
+            existing
+            if mode == "upsert"
+            else _other_snapshots(existing, snapshots.select("ts_event").unique())
+        )
         incoming = pl.concat([kept, incoming]).unique(
             subset=["ts_event", "reason", "record"], keep="last", maintain_order=True
         )
@@ -348,6 +360,17 @@ def iter_partitions(lake: Lake, table: str) -> Iterator[Partition]:
 
 def partition_exists(lake: Lake, table: str, underlying: str, day: date) -> bool:
     return lake.data_file(table, underlying, day).exists()
+
+
+def remove_partition(lake: Lake, table: str, underlying: str, day: date) -> None:
+    """Delete one partition (its data and quarantine files), e.g. a factor row a vendor
+    no longer publishes."""
+    lake.data_file(table, underlying, day).unlink(missing_ok=True)
+    lake.quarantine_file(table, underlying, day).unlink(missing_ok=True)
+    for folder in (lake.partition_dir(table, underlying, day),
+                   lake.partition_dir(QUARANTINE.name, underlying, day)):  # fmt: skip
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def partition_snapshots(lake: Lake, table: str, underlying: str, day: date) -> set[datetime]:

@@ -41,7 +41,7 @@ class IngestParams(BaseModel):
     signal: Literal["none", "planted"] | None = None
     intraday: bool = False
     dirt_rate: float | None = Field(default=None, ge=0, le=0.5)  # synthetic: bad rows on purpose
-    mode: Literal["merge", "replace"] = "merge"
+    mode: Literal["merge", "upsert", "replace"] = "merge"  # vendor files: merge means upsert
     skip_existing: bool = False
     as_of: datetime | None = None  # the clock for a snapshot run; default: now (UTC)
 
@@ -138,7 +138,8 @@ def run_file_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
         for unit, path, underlyings in units:
             args = {
                 "lake": lake, "source": params.source, "path": path, "underlyings": underlyings,
-                "mode": params.mode, "start": params.start, "end": params.end,
+                "mode": "upsert" if params.mode == "merge" else params.mode,
+                "start": params.start, "end": params.end,
             }  # fmt: skip
             futures[unit] = runner.submit(task, args)
         key = "underlyings" if params.source == "lean" else "files"

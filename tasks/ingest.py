@@ -17,8 +17,15 @@ from prefect.states import State
 from data_lake.calendar import exchange_calendar
 from data_lake.errors import LakeError
 from data_lake.ingest import IngestSummary, chunked, write_batch, write_batches
-from data_lake.lake import Lake, WriteMode, partition_exists, partition_snapshots
-from data_lake.schemas import OPTION_QUOTES, UNDERLYING_BARS
+from data_lake.lake import (
+    Lake,
+    WriteMode,
+    iter_partitions,
+    partition_exists,
+    partition_snapshots,
+    remove_partition,
+)
+from data_lake.schemas import CORPORATE_ACTIONS, OPTION_QUOTES, UNDERLYING_BARS
 from data_lake.sources import cboe, lean, synthetic
 from data_lake.sources.base import SourceBatch
 from data_lake.sources.synthetic import SyntheticConfig
@@ -134,6 +141,18 @@ def ingest_synthetic_snapshot(
     return summary.as_dict()
 
 
+def _prune_factor_rows(lake: Lake, batches: list[SourceBatch]) -> None:
+    """A factor file is republished whole: drop stored factor rows it no longer has."""
+    current: dict[str, set[date]] = {}
+    for batch in batches:
+        if CORPORATE_ACTIONS.name in batch.frames:
+            current.setdefault(batch.underlying, set()).add(batch.day)
+    for partition in list(iter_partitions(lake, CORPORATE_ACTIONS.name)):
+        days = current.get(partition.underlying)
+        if days is not None and partition.day not in days:
+            remove_partition(lake, CORPORATE_ACTIONS.name, partition.underlying, partition.day)
+
+
 def _vendor_batches(
     source: str, path: Path, underlyings: list[str] | None, start: date | None, end: date | None
 ) -> list[SourceBatch]:
@@ -184,6 +203,8 @@ def ingest_vendor_file(
                 if (w.partition.underlying, w.partition.day) == (batch.underlying, batch.day)
             )
             progress.report(batch.underlying, batch.day, rows)
+    if source == lean.SOURCE_NAME:
+        _prune_factor_rows(lake, batches)
     _logger().info(
         "%s: %d partitions of %s, rows %s, quarantined %s",
         path,

@@ -236,3 +236,13 @@ def test_concurrent_writers_of_one_partition_lose_no_snapshot(lake: Lake) -> Non
             )
         )
     assert read_partition(lake, OPTION_QUOTES, "SPY", DAY)["ts_event"].n_unique() == 6
+
+
+def test_upsert_keeps_other_contracts_of_the_same_snapshot(lake: Lake) -> None:
+    first, second = make_quotes(n=4).head(2), make_quotes(n=4).tail(2)  # one snapshot, two files
+    write_partition(lake, OPTION_QUOTES, first, "SPY", DAY, mode="upsert")
+    write_partition(lake, OPTION_QUOTES, second, "SPY", DAY, mode="upsert")
+    write_partition(lake, OPTION_QUOTES, second, "SPY", DAY, mode="upsert")  # again: no duplicates
+    assert read_partition(lake, OPTION_QUOTES, "SPY", DAY).equals(make_quotes(n=4))
+    write_partition(lake, OPTION_QUOTES, second, "SPY", DAY)  # merge: the snapshot is replaced
+    assert read_partition(lake, OPTION_QUOTES, "SPY", DAY).height == 2

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from prefect.states import Completed, Failed
 
 from data_lake.errors import ConfigError, DataQualityError, LakeError
-from data_lake.lake import Lake, read_partition
+from data_lake.lake import Lake, partition_exists, read_partition
 from data_lake.schemas import OPTION_QUOTES
 from data_lake.sources.synthetic import SyntheticConfig
 from tasks import progress
-from tasks.ingest import ingest_synthetic_range, ingest_synthetic_snapshot, retry_on_io_error
+from tasks.ingest import (
+    ingest_synthetic_range,
+    ingest_synthetic_snapshot,
+    ingest_vendor_file,
+    retry_on_io_error,
+)
 
 START, END = date(2024, 3, 4), date(2024, 3, 6)
 
@@ -94,3 +101,30 @@ def test_backfill_completes_a_day_that_holds_only_a_midday_poll(lake: Lake) -> N
         lake, SyntheticConfig(), "SPY", START, START, skip_existing=True
     )
     assert again["skipped_partitions"] == 1
+
+
+LEAN = Path(__file__).resolve().parents[1] / "fixtures" / "lean"
+CBOE = Path(__file__).resolve().parents[1] / "fixtures" / "cboe"
+
+
+def test_vendor_files_split_by_root_combine_in_one_partition(lake: Lake, tmp_path: Path) -> None:
+    lines = (CBOE / "eod_calcs_2days.csv").read_text().splitlines()
+    for root in ("SPX", "SPXW"):
+        part = [lines[0]] + [ln for ln in lines[1:] if ln.split(",")[2] == root]
+        (tmp_path / f"{root}.csv").write_text("\n".join(part) + "\n")
+        ingest_vendor_file.fn(lake, "cboe", str(tmp_path / f"{root}.csv"), mode="upsert")
+    stored = read_partition(lake, OPTION_QUOTES, "SPX", date(2024, 1, 2))
+    assert stored["contract_id"].str.slice(0, 4).unique().sort().to_list() == ["SPX2", "SPXW"]
+
+
+def test_factor_rows_a_republished_file_drops_are_removed(lake: Lake, tmp_path: Path) -> None:
+    root = tmp_path / "lean"
+    shutil.copytree(LEAN, root)
+    factors = root / "equity" / "usa" / "factor_files" / "aapl.csv"
+    ingest_vendor_file.fn(lake, "lean", str(root), underlyings=["AAPL"], mode="upsert")
+    assert partition_exists(lake, "corporate_actions", "AAPL", date(2014, 8, 6))
+    factors.write_text("".join(ln for ln in factors.read_text().splitlines(keepends=True)
+                               if not ln.startswith("20140806")))  # fmt: skip
+    ingest_vendor_file.fn(lake, "lean", str(root), underlyings=["AAPL"], mode="upsert")
+    assert not partition_exists(lake, "corporate_actions", "AAPL", date(2014, 8, 6))
+    assert partition_exists(lake, "corporate_actions", "AAPL", date(2014, 6, 6))
