@@ -23,8 +23,15 @@ os.environ.update(
     }
 )
 os.environ.pop("VOLFLOW_CONFIG", None)
-for _key in [k for k in os.environ if k.startswith("VOLFLOW_")]:
-    os.environ.pop(_key)
+for _key in [k for k in os.environ if k.startswith("VOLFLOW_") and k != "VOLFLOW_LEAN_DATA"]:
+    os.environ.pop(_key)  # the user's settings must not leak into tests
+
+# The full LEAN sample (tests needing it skip, naming this path, where it is absent):
+# $VOLFLOW_LEAN_DATA, else ../shared/data/lean beside the repository.
+LEAN_SAMPLE = Path(
+    os.environ.get("VOLFLOW_LEAN_DATA")
+    or Path(__file__).resolve().parents[2] / "shared" / "data" / "lean"
+)
 
 import polars as pl  # noqa: E402
 import pytest  # noqa: E402

@@ -10,6 +10,7 @@ import pytest
 from data_lake.calendar import exchange_calendar
 from data_lake.dividends import dividend_events, trailing_dividend_yield
 from data_lake.sources.lean import read_factor_file
+from tests.conftest import LEAN_SAMPLE
 
 LEAN = Path(__file__).resolve().parents[1] / "fixtures" / "lean"
 
@@ -46,9 +47,9 @@ def test_trailing_yield_is_point_in_time_with_a_fallback() -> None:
 
 
 def test_ex_dates_are_sessions_and_yields_do_not_jump_on_anniversaries() -> None:
-    shared = LEAN.parents[3] / "shared" / "data" / "lean"
+    shared = LEAN_SAMPLE
     if not (shared / "equity" / "usa" / "factor_files" / "qqq.csv").exists():
-        pytest.skip(f"the full LEAN sample is absent ({shared})")
+        pytest.skip(f"the full LEAN sample is absent ({shared}; set VOLFLOW_LEAN_DATA)")
     cal = exchange_calendar()
     events = dividend_events(read_factor_file(shared, "QQQ"), cal)
     assert all(cal.is_session(d) for d in events["ex_date"].to_list())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import zipfile
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -15,13 +14,10 @@ from data_lake.ingest import write_batches
 from data_lake.lake import Lake
 from data_lake.schemas import CORPORATE_ACTIONS, UNDERLYING_BARS
 from data_lake.sources.lean import load_underlying
+from tests.conftest import LEAN_SAMPLE
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "lean"
-# the full LEAN sample: $VOLFLOW_LEAN_DATA, else ../shared/data/lean beside the repository
-SHARED = Path(
-    os.environ.get("VOLFLOW_LEAN_DATA")
-    or Path(__file__).resolve().parents[4] / "shared" / "data" / "lean"
-)
+SHARED = LEAN_SAMPLE
 
 
 def _lake_with(root: Path, tmp_path: Path, symbol: str = "AAPL", **kw: date) -> Lake:
