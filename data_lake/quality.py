@@ -229,27 +229,37 @@ def _duplicate_checks(spec: TableSpec) -> list[tuple[str, pl.Expr]]:
 def check(frame: pl.DataFrame, spec: TableSpec) -> CheckedFrame:
     """Split a conformed frame into valid rows and quarantined rows with reasons.
 
-    One vectorized pass computes a failure flag per row; the (costlier) reason
-    strings and the duplicate analysis run only when some row fails.
+    One vectorized pass flags every row that fails a check or shares its key with
+    another row; the costlier reason strings and the duplicate analysis then run on
+    the flagged rows only (every member of a duplicate group is flagged, so the
+    analysis sees whole groups). Valid rows keep their input order.
     """
+    empty = pl.DataFrame(schema=QUARANTINE.schema)
     if frame.is_empty():
-        return CheckedFrame(frame, pl.DataFrame(schema=QUARANTINE.schema))
+        return CheckedFrame(frame, empty)
     row_checks = _row_checks(spec)
     failed_any = pl.any_horizontal(failed.fill_null(False) for _, failed in row_checks)
     if spec.unique_key:
         failed_any = failed_any | pl.struct([*PARTITION_COLUMNS, *spec.unique_key]).is_duplicated()
     flags = frame.select(failed_any.alias("_failed")).to_series()
     if not flags.any():
-        return CheckedFrame(frame, pl.DataFrame(schema=QUARANTINE.schema))
+        return CheckedFrame(frame, empty)
+    indexed = frame.with_row_index("_row")
+    flagged = indexed.filter(flags).drop("_row")
     checks = row_checks + _duplicate_checks(spec)
     reason = pl.concat_str(
         [pl.when(failed.fill_null(False)).then(pl.lit(name)) for name, failed in checks],
         separator=";",
         ignore_nulls=True,
     )
-    tagged = frame.with_columns(_reason=reason)
-    bad = tagged.filter(pl.col("_reason") != "")
-    valid = tagged.filter(pl.col("_reason") == "").drop("_reason")
+    tagged = flagged.with_columns(_reason=reason).with_columns(
+        indexed.filter(flags).get_column("_row")
+    )
+    bad = tagged.filter(pl.col("_reason") != "").drop("_row")
+    readmitted = tagged.filter(pl.col("_reason") == "").drop("_reason")  # first copies
+    valid = indexed.filter(~flags)
+    if not readmitted.is_empty():
+        valid = pl.concat([valid, readmitted.select(valid.columns)]).sort("_row")
     quarantined = bad.select(
         pl.col("underlying"),
         pl.col("date"),
@@ -259,4 +269,4 @@ def check(frame: pl.DataFrame, spec: TableSpec) -> CheckedFrame:
         pl.col("_reason").alias("reason"),
         pl.struct(pl.all().exclude("_reason")).struct.json_encode().alias("record"),
     ).cast(dict(QUARANTINE.schema))  # type: ignore[arg-type]
-    return CheckedFrame(valid, quarantined)
+    return CheckedFrame(valid.drop("_row"), quarantined)
