@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,21 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
 
 # Sessions written per call: the checks' fixed cost is paid once per chunk, memory stays small.
 WRITE_CHUNK_DAYS = 20
+
+
+def _write_in_chunks(
+    lake: Lake, batches: Iterable[SourceBatch], mode: WriteMode, summary: IngestSummary
+) -> None:
+    """Write a stream of batches a chunk at a time, counting and reporting progress."""
+    for chunk in chunked(batches, WRITE_CHUNK_DAYS):
+        writes = write_batches(lake, chunk, mode)
+        summary.add(writes)
+        for batch in chunk:
+            key = (batch.underlying, batch.day)
+            rows = sum(
+                w.rows_written for w in writes if (w.partition.underlying, w.partition.day) == key
+            )
+            progress.report(batch.underlying, batch.day, rows)
 
 
 def retry_on_io_error(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
@@ -100,12 +116,7 @@ def ingest_synthetic_range(
         return False
 
     stream = synthetic.generate(underlying, start, end, config, skip_day=already_written)
-    for chunk in chunked(stream, WRITE_CHUNK_DAYS):
-        writes = write_batches(lake, chunk, mode)
-        summary.add(writes)
-        for batch in chunk:
-            rows = sum(w.rows_written for w in writes if w.partition.day == batch.day)
-            progress.report(underlying, batch.day, rows)
+    _write_in_chunks(lake, stream, mode, summary)
     logger.info(
         "%s %s..%s: %d partitions written, %d skipped, rows %s, quarantined %s",
         underlying,
@@ -193,16 +204,7 @@ def ingest_vendor_file(
     batches = _vendor_batches(source, Path(path), underlyings, start, end)
     label = Path(path).name if source != lean.SOURCE_NAME else ",".join(underlyings or [])
     summary = IngestSummary(label, source)
-    for chunk in chunked(batches, WRITE_CHUNK_DAYS):
-        writes = write_batches(lake, chunk, mode)
-        summary.add(writes)
-        for batch in chunk:
-            rows = sum(
-                w.rows_written
-                for w in writes
-                if (w.partition.underlying, w.partition.day) == (batch.underlying, batch.day)
-            )
-            progress.report(batch.underlying, batch.day, rows)
+    _write_in_chunks(lake, batches, mode, summary)
     if source == lean.SOURCE_NAME:
         _prune_factor_rows(lake, batches)
     _logger().info(
