@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import argparse
 import io
-import statistics
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import polars as pl
+from bench_ingest import median_seconds  # run as a script: benchmarks/ is on the path
 
 from data_lake.calendar import exchange_calendar
 from data_lake.ingest import write_batches
@@ -146,16 +145,6 @@ def pandas_reader(data: bytes) -> int:
         )
         snapshots.append(snap)
     return len(pd.concat(snapshots, ignore_index=True))
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
