@@ -24,6 +24,26 @@ from data_lake.schemas import (
 
 EXCHANGE_TZ = "America/New_York"
 
+# A chain that mixes price scales (a split applied to the underlying but not to the
+# strikes, or a pre-split contract carried into a post-split chain) puts strikes near
+# the split ratio times the spot. Listed strikes stay much closer: across the LEAN
+# sample's real chains strike/spot spans 0.09..1.74. A 7:1 mix gives ~7. A genuine
+# strike beyond these bounds (after a crash of more than 80%) is quarantined with
+# this reason, visible in `volflow lake quality`, not lost.
+MAX_STRIKE_TO_SPOT = 5.0
+MAX_SPOT_TO_STRIKE = 20.0
+
+# A stale quote: a contract's prices (bid, ask, last) unchanged for STALE_SNAPSHOTS
+# consecutive snapshots while the underlying moved more than STALE_MIN_MOVE (log
+# return since the prices last changed), for prices of at least STALE_MIN_PRICE (a
+# far wing quoted at a tick legitimately does not move). Runs are counted within one
+# write: a chunk of sessions, or one intraday file's snapshots; a run that straddles
+# two writes is counted from the second (fewer flags, never a false one).
+STALE_SNAPSHOTS = 3
+STALE_MIN_MOVE = 0.01
+STALE_MIN_PRICE = 0.10
+_STALE = "_stale"
+
 PRICE_COLUMNS: dict[str, tuple[str, ...]] = {
     OPTION_QUOTES.name: ("bid", "ask", "last", "underlying_price", "strike"),
     UNDERLYING_BARS.name: ("open", "high", "low", "close"),
@@ -37,8 +57,6 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
         "expiry",
         "strike",
         "right",
-        "bid",
-        "ask",
         "ts_event",
         "ts_init",
         "source",
@@ -198,18 +216,71 @@ def _market_checks() -> list[tuple[str, pl.Expr]]:
     strike. Tolerance: one cent plus 0.2% of the underlying, for the small timing
     gap between an option quote and its underlying price.
     """
-    spot, strike, bid, ask = (pl.col(c) for c in ("underlying_price", "strike", "bid", "ask"))
+    spot, strike, bid, ask, last = (
+        pl.col(c) for c in ("underlying_price", "strike", "bid", "ask", "last")
+    )
     is_call = pl.col("right") == "C"
     intrinsic = pl.when(is_call).then(spot - strike).otherwise(strike - spot).clip(lower_bound=0)
     tolerance = 0.01 + 0.002 * spot
     upper = pl.when(is_call).then(spot).otherwise(strike)
     american = pl.col("exercise_style") == "american"
+    # the highest price anyone would sell at, and the lowest anyone paid or bid: the
+    # ask, or the last trade where a source has no quote (end-of-day trade chains)
+    offered = pl.coalesce(ask, last)
+    paid = pl.coalesce(bid, last)
+    moneyness = strike / spot
     return [
+        ("no_price", bid.is_null() & ask.is_null() & last.is_null()),
         ("locked_quote", (bid == ask) & (bid > 0)),
         ("zero_bid", bid == 0),
-        ("below_intrinsic", american & (ask < intrinsic - tolerance)),
-        ("above_upper_bound", bid > upper + tolerance),
+        ("below_intrinsic", american & (offered < intrinsic - tolerance)),
+        ("above_upper_bound", paid > upper + tolerance),
+        (
+            "strike_scale_mismatch",
+            (moneyness > MAX_STRIKE_TO_SPOT) | (moneyness < 1 / MAX_SPOT_TO_STRIKE),
+        ),
     ]
+
+
+def stale_quote_flags(frame: pl.DataFrame) -> pl.Series | None:
+    """True where an option row is a stale quote (see ``STALE_SNAPSHOTS``), in the
+    frame's row order; None when the frame has too few snapshots to hold a run."""
+    if frame.get_column("ts_event").n_unique() < STALE_SNAPSHOTS:
+        return None
+    key = ["underlying", "contract_id"]
+    prices = ("bid", "ask", "last")
+    previous_ts = pl.col("ts_event").shift(1).over(key)
+    unchanged = (
+        previous_ts.is_not_null()
+        & (pl.col("ts_event") != previous_ts)
+        & pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).shift(1).over(key)) for c in prices)
+    )
+    run = [*key, "_run"]
+    mid = (pl.col("bid") + pl.col("ask")) / 2
+    flags = (
+        frame.select(*key, "ts_event", *prices, "underlying_price")
+        .with_row_index("_row")
+        .sort([*key, "ts_event"])
+        .with_columns(_run=(~unchanged.fill_null(False)).cum_sum().over(key))
+        .with_columns(
+            _pos=pl.int_range(pl.len()).over(run),
+            _move=(pl.col("underlying_price") / pl.col("underlying_price").first().over(run))
+            .log()
+            .abs(),
+        )
+        .select(
+            "_row",
+            (
+                (pl.col("_pos") >= STALE_SNAPSHOTS - 1)
+                & (pl.col("_move") > STALE_MIN_MOVE)
+                & (pl.coalesce(mid, pl.col("last")) >= STALE_MIN_PRICE)
+            )
+            .fill_null(False)
+            .alias(_STALE),
+        )
+        .sort("_row")
+    )
+    return flags.get_column(_STALE)
 
 
 def _duplicate_checks(spec: TableSpec) -> list[tuple[str, pl.Expr]]:
@@ -218,8 +289,9 @@ def _duplicate_checks(spec: TableSpec) -> list[tuple[str, pl.Expr]]:
         return []
     key = [*PARTITION_COLUMNS, *spec.unique_key]
     in_dup_group = pl.len().over(key) > 1
-    conflicting = pl.struct(pl.all()).n_unique().over(key) > 1
-    extra_copy = ~pl.struct(pl.all()).is_first_distinct()
+    row = pl.struct(pl.all().exclude(_STALE))
+    conflicting = row.n_unique().over(key) > 1
+    extra_copy = ~row.is_first_distinct()
     return [
         ("conflicting_duplicate", in_dup_group & conflicting),
         ("duplicate_row", in_dup_group & ~conflicting & extra_copy),
@@ -238,6 +310,10 @@ def check(frame: pl.DataFrame, spec: TableSpec) -> CheckedFrame:
     if frame.is_empty():
         return CheckedFrame(frame, empty)
     row_checks = _row_checks(spec)
+    stale = stale_quote_flags(frame) if spec.name == OPTION_QUOTES.name else None
+    if stale is not None and stale.any():
+        frame = frame.with_columns(stale)
+        row_checks.append(("stale_quote", pl.col(_STALE)))
     failed_any = pl.any_horizontal(failed.fill_null(False) for _, failed in row_checks)
     if spec.unique_key:
         failed_any = failed_any | pl.struct([*PARTITION_COLUMNS, *spec.unique_key]).is_duplicated()
@@ -260,6 +336,7 @@ def check(frame: pl.DataFrame, spec: TableSpec) -> CheckedFrame:
     valid = indexed.filter(~flags)
     if not readmitted.is_empty():
         valid = pl.concat([valid, readmitted.select(valid.columns)]).sort("_row")
+    valid = valid.drop(_STALE, strict=False)
     quarantined = bad.select(
         pl.col("underlying"),
         pl.col("date"),
@@ -267,6 +344,6 @@ def check(frame: pl.DataFrame, spec: TableSpec) -> CheckedFrame:
         pl.col("ts_event"),
         pl.col("source"),
         pl.col("_reason").alias("reason"),
-        pl.struct(pl.all().exclude("_reason")).struct.json_encode().alias("record"),
+        pl.struct(pl.all().exclude("_reason", _STALE)).struct.json_encode().alias("record"),
     ).cast(dict(QUARANTINE.schema))  # type: ignore[arg-type]
     return CheckedFrame(valid.drop("_row"), quarantined)

@@ -157,6 +157,8 @@ def test_checks_lose_no_row_and_keep_only_clean_rows(
             return False
         if not (math.isfinite(spot) and spot > 0 and strike > 0 and 0 < bid < ask):  # type: ignore[operator]
             return False  # (bid == ask is a locked market, bid == 0 has no bid)
+        if not 1 / 20 <= strike / spot <= 5:  # type: ignore[operator]
+            return False  # a strike on another price scale than the spot
         tolerance = 0.01 + 0.002 * spot  # type: ignore[operator]
         intrinsic = max(spot - strike, 0.0)  # type: ignore[operator]  # American calls
         return bool(ask >= intrinsic - tolerance and bid <= spot + tolerance)  # type: ignore[operator]
@@ -213,6 +215,13 @@ def test_same_key_in_different_partitions_is_not_a_duplicate() -> None:
         ({"strike": 500.0, "bid": 0.0, "ask": 0.05}, "zero_bid"),
         ({"strike": 400.0, "bid": 60.0, "ask": 60.5}, "below_intrinsic"),  # call worth >= 72.65
         ({"strike": 400.0, "bid": 480.0, "ask": 481.0}, "above_upper_bound"),  # call above spot
+        ({"bid": None, "ask": None, "last": None}, "no_price"),
+        # trade-only chains (no quote): the last trade is held to the same bounds
+        ({"strike": 400.0, "bid": None, "ask": None, "last": 60.0}, "below_intrinsic"),
+        ({"strike": 400.0, "bid": None, "ask": None, "last": 480.0}, "above_upper_bound"),
+        # a pre-split contract in a post-split chain: strike 7x the spot
+        ({"strike": 3300.0, "bid": 1.0, "ask": 1.2}, "strike_scale_mismatch"),
+        ({"strike": 20.0, "bid": 452.0, "ask": 453.0}, "strike_scale_mismatch"),
     ],
 )
 def test_real_world_dirt_is_quarantined_with_its_reason(
@@ -220,6 +229,43 @@ def test_real_world_dirt_is_quarantined_with_its_reason(
 ) -> None:
     frame = quotes(n=1, **overrides)
     assert check(frame, OPTION_QUOTES).quarantined["reason"].to_list() == [reason]
+
+
+def test_trade_only_row_is_kept(quotes: QuotesFactory) -> None:
+    frame = quotes(n=1, bid=None, ask=None, bid_size=None, ask_size=None, last=5.1)
+    assert check(frame, OPTION_QUOTES).valid.height == 1
+
+
+def _snapshots(quotes: QuotesFactory, spots: list[float], bids: list[float]) -> pl.DataFrame:
+    """One put (out of the money throughout) over consecutive snapshots of one day."""
+    frames = [
+        quotes(
+            n=1,
+            ts=SNAPSHOT + timedelta(minutes=i),
+            right="P",
+            contract_id="SPY240119P00470000",
+            bid=b,
+            ask=b + 0.2,
+            underlying_price=s,
+        )
+        for i, (s, b) in enumerate(zip(spots, bids, strict=True))
+    ]
+    return pl.concat(frames)
+
+
+def test_quote_unchanged_while_the_underlying_moves_is_stale(quotes: QuotesFactory) -> None:
+    frame = _snapshots(quotes, [472.0, 475.0, 478.0, 481.0], [5.0] * 4)
+    result = check(frame, OPTION_QUOTES)
+    # the third unchanged snapshot onward, once the spot is more than 1% away
+    assert result.quarantined["reason"].to_list() == ["stale_quote", "stale_quote"]
+    assert result.valid["ts_event"].to_list() == frame["ts_event"].head(2).to_list()
+
+
+def test_quote_unchanged_with_a_still_underlying_is_not_stale(quotes: QuotesFactory) -> None:
+    flat = _snapshots(quotes, [472.0, 472.5, 472.0, 472.4], [5.0] * 4)
+    moving = _snapshots(quotes, [472.0, 475.0, 478.0, 481.0], [5.0, 5.3, 5.0, 5.3])
+    assert check(flat, OPTION_QUOTES).quarantined.is_empty()
+    assert check(moving, OPTION_QUOTES).quarantined.is_empty()
 
 
 def test_european_quote_below_spot_intrinsic_is_not_dirt(quotes: QuotesFactory) -> None:
