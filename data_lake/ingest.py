@@ -61,6 +61,9 @@ class IngestSummary:
     first_day: date | None = None
     last_day: date | None = None
     underlyings: set[str] = field(default_factory=set)
+    # inputs that could not be read (file, line, column, what was wrong); what they
+    # held was left out whole, the rest written: the run is reported as failed
+    problems: list[str] = field(default_factory=list)
 
     def add(self, writes: list[PartitionWrite]) -> None:
         for write in writes:
@@ -85,6 +88,7 @@ class IngestSummary:
             "first_day": self.first_day.isoformat() if self.first_day else None,
             "last_day": self.last_day.isoformat() if self.last_day else None,
             "underlyings": sorted(self.underlyings),
+            "problems": list(self.problems),
         }
 
 

@@ -16,6 +16,7 @@ from data_lake.errors import DataQualityError
 from data_lake.schemas import (
     CORPORATE_ACTIONS,
     OPTION_QUOTES,
+    OPTION_VENDOR_ANALYTICS,
     PARTITION_COLUMNS,
     QUARANTINE,
     UNDERLYING_BARS,
@@ -57,6 +58,14 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
         "expiry",
         "strike",
         "right",
+        "ts_event",
+        "ts_init",
+        "source",
+    ),
+    OPTION_VENDOR_ANALYTICS.name: (
+        "underlying",
+        "date",
+        "contract_id",
         "ts_event",
         "ts_init",
         "source",
@@ -158,13 +167,19 @@ def _row_checks(spec: TableSpec) -> list[tuple[str, pl.Expr]]:
             "missing_field",
             pl.any_horizontal(pl.col(c).is_null() for c in REQUIRED_COLUMNS[spec.name]),
         ),
-        ("non_finite_price", pl.any_horizontal(p.is_not_null() & ~p.is_finite() for p in prices)),
-        ("negative_price", pl.any_horizontal(p < 0 for p in prices)),
         (
             "ts_event_outside_partition_date",
             pl.col("ts_event").dt.convert_time_zone(EXCHANGE_TZ).dt.date() != pl.col("date"),
         ),
     ]
+    if prices:
+        checks += [
+            (
+                "non_finite_price",
+                pl.any_horizontal(p.is_not_null() & ~p.is_finite() for p in prices),
+            ),
+            ("negative_price", pl.any_horizontal(p < 0 for p in prices)),
+        ]
     if spec.name == OPTION_QUOTES.name:
         checks += _market_checks()
         checks += [

@@ -146,10 +146,52 @@ CORPORATE_ACTIONS = TableSpec(
     ),
 )
 
+OPTION_VENDOR_ANALYTICS = TableSpec(
+    name="option_vendor_analytics",
+    schema=pl.Schema(
+        Columns(
+            {
+                "underlying": pl.String,
+                "date": pl.Date,
+                "contract_id": pl.String,
+                "ts_event": UTC_TIME,  # the option_quotes snapshot these belong to
+                # as the vendor publishes them, in the vendor's units (LEAN: vega per
+                # vol point, theta per calendar day); not volflow's own analytics
+                "vendor_iv": pl.Float64,
+                "vendor_delta": pl.Float64,
+                "vendor_gamma": pl.Float64,
+                "vendor_vega": pl.Float64,
+                "vendor_theta": pl.Float64,
+                "vendor_rho": pl.Float64,
+                "ts_init": UTC_TIME,
+                "source": pl.String,
+            }
+        )
+    ),
+    snapshot_key=("ts_event",),
+    unique_key=("contract_id", "ts_event"),
+    description=(
+        "A data vendor's own implied volatility and Greeks per contract and snapshot, kept "
+        "apart from volflow's analytics so the two can be compared."
+    ),
+)
+
 TABLES: dict[str, TableSpec] = {
-    spec.name: spec for spec in (UNDERLYING_BARS, OPTION_QUOTES, CORPORATE_ACTIONS, QUARANTINE)
+    spec.name: spec
+    for spec in (
+        UNDERLYING_BARS,
+        OPTION_QUOTES,
+        CORPORATE_ACTIONS,
+        OPTION_VENDOR_ANALYTICS,
+        QUARANTINE,
+    )
 }
-DATA_TABLES: tuple[str, ...] = (UNDERLYING_BARS.name, OPTION_QUOTES.name, CORPORATE_ACTIONS.name)
+DATA_TABLES: tuple[str, ...] = (
+    UNDERLYING_BARS.name,
+    OPTION_QUOTES.name,
+    CORPORATE_ACTIONS.name,
+    OPTION_VENDOR_ANALYTICS.name,
+)
 
 
 def table_spec(name: str) -> TableSpec:

@@ -216,6 +216,13 @@ def ingest_cboe(
 def ingest_lean(
     path: Annotated[Path, typer.Argument(help="LEAN's Data folder (holds equity/usa/...)")],
     underlyings: Annotated[str, typer.Option(help="Comma-separated symbols, e.g. AAPL,GOOG")],
+    resolution: Annotated[
+        str,
+        typer.Option(
+            help="Option chains at daily (universe chains + daily bars), hour or minute "
+            "resolution; 'none' for underlying bars and factors only"
+        ),
+    ] = "daily",
     start: StartOpt = None,
     end: EndOpt = None,
     replace: Annotated[
@@ -223,16 +230,22 @@ def ingest_lean(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
-    """Import LEAN daily equity bars (raw) and factor files (split and dividend factors).
+    """Import LEAN data: daily equity bars (raw), factor files (split and dividend
+    factors) and option chains with the vendor's IV and Greeks.
 
-    The adjusted history is the underlying_bars_adjusted view. Option chains from LEAN
-    folders are not imported yet.
+    The adjusted history is the underlying_bars_adjusted view; the vendor analytics are
+    the option_vendor_analytics table. Minute and hour chains bring the underlying's
+    bars of that resolution. A file that cannot be read is reported (exit 1) and only
+    the sessions it covers are left out.
     """
     settings = _settings()
+    if resolution not in ("daily", "hour", "minute", "none"):
+        raise ConfigError(f"--resolution {resolution!r}: use daily, hour, minute or none")
     params = _params(
         source="lean",
         files=[str(path)],
         underlyings=underlyings,
+        resolution=None if resolution == "none" else resolution,
         start=start.date() if start else None,
         end=end.date() if end else None,
         mode="replace" if replace else "merge",

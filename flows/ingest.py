@@ -40,6 +40,8 @@ class IngestParams(BaseModel):
     seed: int | None = None
     signal: Literal["none", "planted"] | None = None
     intraday: bool = False
+    # lean: option chains at this resolution with the bars and factors; None: no options
+    resolution: Literal["daily", "hour", "minute"] | None = None
     dirt_rate: float | None = Field(default=None, ge=0, le=0.5)  # synthetic: bad rows on purpose
     mode: Literal["merge", "upsert", "replace"] = "merge"  # vendor files: merge means upsert
     skip_existing: bool = False
@@ -106,11 +108,21 @@ def _gather(
     logger = get_run_logger()
     for unit, future in futures.items():
         try:
-            summary[key][unit] = future.result()
+            result = future.result()
         except Exception as exc:  # one bad underlying or file must not sink the others
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             summary["failed"][unit] = message
             logger.error("ingest of %s failed: %s", unit, message)
+            continue
+        summary[key][unit] = result
+        problems = result.get("problems") or []
+        if problems:  # written in part: the sessions of unreadable files were left out
+            assert isinstance(problems, list)
+            message = f"{len(problems)} file(s) left out, the rest written: " + "; ".join(
+                str(p) for p in problems
+            )
+            summary["failed"][unit] = message
+            logger.error("ingest of %s: %s", unit, message)
     if summary["failed"]:
         raise PartialIngestError(summary)
     return summary
@@ -139,7 +151,7 @@ def run_file_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
             args = {
                 "lake": lake, "source": params.source, "path": path, "underlyings": underlyings,
                 "mode": "upsert" if params.mode == "merge" else params.mode,
-                "start": params.start, "end": params.end,
+                "start": params.start, "end": params.end, "options": params.resolution,
             }  # fmt: skip
             futures[unit] = runner.submit(task, args)
         key = "underlyings" if params.source == "lean" else "files"

@@ -165,10 +165,20 @@ def _prune_factor_rows(lake: Lake, batches: list[SourceBatch]) -> None:
 
 
 def _vendor_batches(
-    source: str, path: Path, underlyings: list[str] | None, start: date | None, end: date | None
+    source: str,
+    path: Path,
+    underlyings: list[str] | None,
+    start: date | None,
+    end: date | None,
+    options: str | None,
+    problems: list[str],
 ) -> list[SourceBatch]:
     if source == lean.SOURCE_NAME:
-        return [b for u in underlyings or [] for b in lean.load_underlying(path, u, start, end)]
+        return [
+            b
+            for u in underlyings or []
+            for b in lean.load_underlying(path, u, start, end, options=options, problems=problems)
+        ]
     batches = cboe.load_file(path)
     return [
         b
@@ -196,14 +206,19 @@ def ingest_vendor_file(
     mode: WriteMode = "merge",
     start: date | None = None,
     end: date | None = None,
+    options: str | None = None,
 ) -> dict[str, object]:
-    """Parse one vendor file (or, for LEAN, one symbol's files below a data folder)
-    completely, then write its partitions, optionally only ``underlyings`` and dates in
-    ``start..end``. A bad file raises before anything of it is written."""
+    """Parse one vendor file (or, for LEAN, one symbol's files below a data folder, with
+    its option chains at resolution ``options``) completely, then write its partitions,
+    optionally only ``underlyings`` and dates in ``start..end``. A bad file raises
+    before anything of it is written; for LEAN a bad option file costs only the
+    sessions it covers, and is listed in the summary's ``problems``."""
     lake.ensure_writable()
-    batches = _vendor_batches(source, Path(path), underlyings, start, end)
+    problems: list[str] = []
+    batches = _vendor_batches(source, Path(path), underlyings, start, end, options, problems)
     label = Path(path).name if source != lean.SOURCE_NAME else ",".join(underlyings or [])
     summary = IngestSummary(label, source)
+    summary.problems.extend(problems)
     _write_in_chunks(lake, batches, mode, summary)
     if source == lean.SOURCE_NAME:
         _prune_factor_rows(lake, batches)

@@ -30,6 +30,7 @@ import polars as pl
 from data_lake.calendar import EXCHANGE_TZ, ExchangeCalendar, exchange_calendar
 from data_lake.errors import SourceError
 from data_lake.schemas import CORPORATE_ACTIONS, UNDERLYING_BARS
+from data_lake.sources import lean_options
 from data_lake.sources.base import SourceBatch
 from data_lake.sources.cboe import ZIP_ERRORS
 
@@ -88,27 +89,54 @@ def read_daily_bars(
     root: Path, symbol: str, calendar: ExchangeCalendar, start: date | None, end: date | None
 ) -> pl.DataFrame:
     """Raw daily bars of ``symbol`` in the ``underlying_bars`` schema (dollars, UTC close)."""
-    origin, data = _zip_member(daily_bars_path(root, symbol))
+    return read_bar_file(daily_bars_path(root, symbol), symbol, calendar, start, end)
+
+
+def read_bar_file(
+    path: Path,
+    symbol: str,
+    calendar: ExchangeCalendar,
+    start: date | None,
+    end: date | None,
+    bar_seconds: int = 86400,
+) -> pl.DataFrame:
+    """Raw daily (or hour) bars from one LEAN zip, ``underlying_bars`` schema. A bar's
+    ``ts_event`` is its end: the session's close for a daily bar, start + 1 h (at most
+    the close) for an hour bar."""
+    origin, data = _zip_member(path)
     numbers = dict.fromkeys(BAR_COLUMNS[1:], pl.Float64)
     frame = _read_csv(data, origin, BAR_COLUMNS, {"time": pl.String, **numbers})
     days = _parsed_dates(frame, "time", origin)
     frame = frame.with_columns(days.alias("date"))
     if start or end:
         frame = frame.filter(pl.col("date").is_between(start or date.min, end or date.max))
-    closes = []
-    for day in frame.get_column("date").to_list():
+    closes = {}
+    for day in frame.get_column("date").unique().to_list():
         if not calendar.is_session(day):
             raise SourceError(f"{origin}: bar dated {day}, which is not an exchange session")
-        closes.append(calendar.session_on_or_before(day).close)
-    close_ts = pl.Series("ts_event", closes, dtype=UNDERLYING_BARS.schema["ts_event"])
+        closes[day] = calendar.session_on_or_before(day).close
+    dtype = UNDERLYING_BARS.schema["ts_event"]
+    close_ts = pl.col("date").replace_strict(closes, return_dtype=dtype)
+    if bar_seconds != 86400:
+        start_ts = pl.col("time").str.strptime(pl.Datetime("us"), "%Y%m%d %H:%M", strict=False)
+        bar_end = (
+            (start_ts + pl.duration(seconds=bar_seconds))
+            .dt.replace_time_zone(EXCHANGE_TZ.key)
+            .dt.convert_time_zone("UTC")
+        )
+        close_ts = pl.min_horizontal(bar_end, close_ts)
+    frame = frame.with_columns(close_ts.alias("ts_event"))
+    if frame["ts_event"].null_count():
+        line = int(frame["ts_event"].is_null().arg_true()[0]) + 1
+        raise SourceError(f"{origin}: line {line}: time is not 'YYYYMMDD HH:MM'")
     return frame.select(
         pl.lit(symbol).alias("underlying"),
         pl.col("date"),
-        close_ts,
-        pl.lit(86400, pl.Int32).alias("bar_seconds"),
-        *(pl.col(c) / PRICE_SCALE for c in ("open", "high", "low", "close")),
+        pl.col("ts_event"),
+        pl.lit(bar_seconds, pl.Int32).alias("bar_seconds"),
+        *((pl.col(c) / PRICE_SCALE).round(4) for c in ("open", "high", "low", "close")),
         pl.col("volume").cast(pl.Int64, strict=False),
-        close_ts.alias("ts_init"),
+        pl.col("ts_event").alias("ts_init"),
         pl.lit(SOURCE_NAME).alias("source"),
     )
 
@@ -144,20 +172,53 @@ def load_underlying(
     start: date | None = None,
     end: date | None = None,
     calendar: ExchangeCalendar | None = None,
+    options: str | None = None,
+    problems: list[str] | None = None,
 ) -> list[SourceBatch]:
-    """Batches of one symbol: a bar per session in range, and every factor row (factor
-    files are small, and a range filter would cut the adjustment of the bars)."""
+    """Batches of one symbol: a bar per session in range, every factor row (factor files
+    are small, and a range filter would cut the adjustment of the bars), and with
+    ``options`` (a resolution: daily, hour or minute) its option chains in range.
+
+    Everything is parsed before anything is returned. A bad bar or factor file fails
+    the symbol, nothing of it written; a bad option file costs only its sessions, its
+    error appended to ``problems`` (without that list, it fails the symbol too). The
+    daily bars and factor file may be absent when option chains are asked for (LEAN
+    samples often hold options only). One batch per session holds all its tables.
+    """
     calendar = calendar or exchange_calendar()
     symbol = symbol.upper()
-    bars = read_daily_bars(root, symbol, calendar, start, end)
-    factors = read_factor_file(root, symbol)
+    bars: pl.DataFrame | None = None
+    factors: pl.DataFrame | None = None
+    if not options or daily_bars_path(root, symbol).is_file():
+        bars = read_daily_bars(root, symbol, calendar, start, end)
+    if not options or factor_file_path(root, symbol).is_file():
+        factors = read_factor_file(root, symbol)
     origin = f"LEAN {root} {symbol}"
-    batches = [
-        SourceBatch(symbol, day, {UNDERLYING_BARS.name: part}, origin=origin)
-        for (day,), part in bars.partition_by("date", as_dict=True, maintain_order=True).items()
+    frames: dict[date, dict[str, list[pl.DataFrame]]] = {}
+
+    def add(day: date, table: str, frame: pl.DataFrame) -> None:
+        frames.setdefault(day, {}).setdefault(table, []).append(frame)
+
+    for table, frame in ((UNDERLYING_BARS.name, bars), (CORPORATE_ACTIONS.name, factors)):
+        if frame is not None:
+            for (day,), part in frame.partition_by("date", as_dict=True).items():
+                add(day, table, part)
+    if options:
+        found: list[str] = []
+        chains = lean_options.load_options(root, symbol, options, start, end, bars, found, calendar)
+        for day, tables in chains:
+            for table, frame in tables.items():
+                add(day, table, frame)
+        if found and problems is None:
+            raise SourceError("; ".join(found))
+        if problems is not None:
+            problems.extend(found)
+    return [
+        SourceBatch(
+            symbol,
+            day,
+            {t: pl.concat(parts, how="vertical_relaxed") for t, parts in tables.items()},
+            origin=origin,
+        )
+        for day, tables in sorted(frames.items())
     ]
-    batches += [
-        SourceBatch(symbol, day, {CORPORATE_ACTIONS.name: part}, origin=origin)
-        for (day,), part in factors.partition_by("date", as_dict=True, maintain_order=True).items()
-    ]
-    return batches
