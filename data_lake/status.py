@@ -100,6 +100,9 @@ WITH written AS (
     UNION ALL
     SELECT source, underlying, date, 'corporate_actions', count(*) FROM corporate_actions
     GROUP BY ALL
+    UNION ALL
+    SELECT source, underlying, date, 'option_vendor_analytics', count(*)
+    FROM option_vendor_analytics GROUP BY ALL
 ), rejected AS (
     SELECT source, underlying, date, source_table, count(*) AS quarantined
     FROM quarantine GROUP BY ALL

@@ -74,8 +74,11 @@ def _params(**values: Any) -> Any:
         raise ConfigError(f"{where + ': ' if where else ''}{message}") from None
 
 
-def _run_with_progress(flow_fn: Any, params: Any, settings: Settings) -> dict[str, Any]:
-    """Run a flow in this process with a progress bar fed by the tasks."""
+def _run_with_progress(
+    flow_fn: Any, params: Any, settings: Settings, as_json: bool = False
+) -> dict[str, Any]:
+    """Run a flow in this process with a progress bar fed by the tasks. On a partial
+    failure the summary (written and failed units) is printed before the error."""
     from data_lake.calendar import exchange_calendar
     from flows.ingest import validate_files, validate_request
     from tasks import progress
@@ -111,7 +114,7 @@ def _run_with_progress(flow_fn: Any, params: Any, settings: Settings) -> dict[st
         try:
             return dict(flow_fn(params))
         except PartialIngestError as exc:
-            _print_ingest_summary(exc.summary)
+            _emit_summary(exc.summary, as_json)
             raise
         finally:
             progress.remove_listener(advance)
@@ -177,7 +180,7 @@ def ingest_synthetic(
     )
     from flows.ingest import ingest_chains
 
-    summary = _run_with_progress(ingest_chains, params, settings)
+    summary = _run_with_progress(ingest_chains, params, settings, as_json)
     _emit_summary(summary, as_json)
 
 
@@ -208,7 +211,7 @@ def ingest_cboe(
     )
     from flows.ingest import ingest_chains
 
-    summary = _run_with_progress(ingest_chains, params, settings)
+    summary = _run_with_progress(ingest_chains, params, settings, as_json)
     _emit_summary(summary, as_json)
 
 
@@ -252,7 +255,7 @@ def ingest_lean(
     )
     from flows.ingest import ingest_chains
 
-    summary = _run_with_progress(ingest_chains, params, settings)
+    summary = _run_with_progress(ingest_chains, params, settings, as_json)
     _emit_summary(summary, as_json)
 
 
@@ -293,7 +296,7 @@ def backfill_synthetic(
     )
     from flows.ingest import backfill
 
-    summary = _run_with_progress(backfill, params, settings)
+    summary = _run_with_progress(backfill, params, settings, as_json)
     _emit_summary(summary, as_json)
 
 
@@ -341,11 +344,15 @@ def lake_status_cmd(
 def lake_quality_cmd(
     underlying: Annotated[str | None, typer.Option(help="Only this underlying")] = None,
     source: Annotated[
-        str | None, typer.Option(help="Only this source (synthetic, cboe, ...)")
+        str | None, typer.Option(help="Only this source (synthetic, cboe, lean, ...)")
     ] = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="List clean partitions too, not only those with dirt")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON")] = False,
 ) -> None:
-    """Rows written and quarantined with the failed checks, per source, underlying and day."""
+    """Rows written and quarantined with the failed checks: totals per source, underlying
+    and table, then each day that had quarantined rows (every day with --all)."""
     from data_lake.status import quality_report
 
     rows = [
@@ -354,10 +361,37 @@ def lake_quality_cmd(
         if (underlying is None or r["underlying"] == underlying.upper())
         and (source is None or r["source"] == source)
     ]
+    days = rows if show_all else [r for r in rows if r["quarantined"]]
     if as_json:
-        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+        sys.stdout.write(json.dumps(days, indent=2, default=str) + "\n")
         return
-    table = Table(title="lake quality (quarantined rows per failed check)")
+    totals: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in rows:
+        total = totals.setdefault(
+            (r["source"], r["underlying"], r["table"]),
+            {"days": 0, "written": 0, "quarantined": 0, "reasons": {}},
+        )
+        total["days"] += 1
+        total["written"] += r["written"]
+        total["quarantined"] += r["quarantined"]
+        for reason, n in r["reasons"].items():
+            total["reasons"][reason] = total["reasons"].get(reason, 0) + n
+    summary = Table(title="lake quality: totals (quarantined rows per failed check)")
+    for column in ("source", "underlying", "table", "days", "written", "quarantined", "rate",
+                   "reasons"):  # fmt: skip
+        summary.add_column(column)
+    for (src, und, tbl), t in sorted(totals.items()):
+        seen = t["written"] + t["quarantined"]
+        rate = t["quarantined"] / seen if seen else 0.0
+        reasons = sorted(t["reasons"].items(), key=lambda kv: (-kv[1], kv[0]))
+        summary.add_row(
+            src, und, tbl, f"{t['days']:,}", f"{t['written']:,}", f"{t['quarantined']:,}",
+            f"{100 * rate:.2f}%", ", ".join(f"{k} {v:,}" for k, v in reasons) or "-",
+        )  # fmt: skip
+    out.print(summary)
+    if not days:
+        return
+    table = Table(title="by day" if show_all else "days with quarantined rows")
     for column in (
         "source",
         "underlying",
@@ -369,7 +403,7 @@ def lake_quality_cmd(
         "reasons",
     ):
         table.add_column(column)
-    for r in rows:
+    for r in days:
         reasons = ", ".join(f"{k} {v}" for k, v in r["reasons"].items())
         table.add_row(
             r["source"], r["underlying"], r["date"], r["table"], f"{r['written']:,}",

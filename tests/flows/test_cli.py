@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -276,3 +277,44 @@ def test_lean_import_gives_raw_and_adjusted_history(
     rows = json.loads(out)
     assert [r["raw"] for r in rows] == [645.57, 93.7]
     assert 1.0 < rows[1]["adjusted"] / rows[0]["adjusted"] < 1.03
+    # the chains came with the bars: the split-day dirt is reported by lake quality
+    assert aapl["rows"]["option_quotes"] > 0 and aapl["rows"]["option_vendor_analytics"] > 0
+    code, out, _ = run_cli(["lake", "quality", "--source", "lean", "--json"], capsys, monkeypatch)
+    days = {r["date"]: r for r in json.loads(out) if r["table"] == "option_quotes"}
+    assert days["2014-06-09"]["reasons"]["strike_scale_mismatch"] == 6  # pre-split strikes
+    assert days["2014-06-06"]["reasons"]["no_price"] == 6
+    code, out, _ = run_cli(["lake", "quality", "--underlying", "aapl"], capsys, monkeypatch)
+    assert code == 0 and "strike_scale_mismatch" in out and "totals" in out
+
+
+@pytest.mark.integration
+def test_lean_import_reports_a_bad_chain_file_and_writes_the_other_sessions(
+    home: Path,
+    tmp_path: Path,
+    prefect_server: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = tmp_path / "lean"
+    shutil.copytree(LEAN, root)
+    bad = root / "option" / "usa" / "universes" / "aapl" / "20140610.csv"
+    bad.write_text(bad.read_text().replace("20140719,95,C", "20140719,95,X"))
+    code, out, err = run_cli(
+        ["ingest", "lean", str(root), "--underlyings", "AAPL", "--start", "2014-06-05",
+         "--end", "2014-06-10", "--json"],
+        capsys, monkeypatch,
+    )  # fmt: skip
+    assert code == 1
+    summary = json.loads(out)
+    message = summary["failed"]["AAPL"]
+    assert f"{bad}: line" in message and "column 'right'" in message, message
+    assert summary["underlyings"]["AAPL"]["rows"]["option_quotes"] > 0
+    assert error_lines(err) == [
+        f"error: 1 underlying(s) failed, the rest were written: AAPL: {message}"
+    ]
+    code, out, _ = run_cli(
+        ["sql", "SELECT DISTINCT CAST(date AS VARCHAR) d FROM option_quotes ORDER BY d",
+         "--format", "json"],
+        capsys, monkeypatch,
+    )  # fmt: skip
+    assert [r["d"] for r in json.loads(out)] == ["2014-06-05", "2014-06-06", "2014-06-09"]
