@@ -92,6 +92,10 @@ def _run_with_progress(
     elif params.source == "lean":
         validate_files(params)
         label = f"ingest LEAN {','.join(params.underlyings or [])}"
+    elif params.source == "yfinance":
+        symbols = params.underlyings or settings.underlyings
+        label = f"poll yfinance {','.join(symbols)}"
+        total = len(symbols)
     else:
         label = f"ingest {len(validate_files(params))} {params.source} file(s)"
     with Progress(
@@ -259,6 +263,31 @@ def ingest_lean(
     _emit_summary(summary, as_json)
 
 
+@ingest_app.command("yfinance")
+def ingest_yfinance(
+    underlyings: UnderlyingsOpt = None,
+    min_dte: Annotated[
+        int | None, typer.Option(help="Skip expiries closer than this many days")
+    ] = None,
+    max_dte: Annotated[
+        int | None, typer.Option(help="Skip expiries further than this many days")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """Poll live chains from Yahoo Finance (yfinance) once and write one snapshot each.
+
+    Requests are rate limited (settings: yahoo.requests_per_second) and retried with
+    exponential backoff and jitter; an empty or partial response fails that underlying
+    (exit 1) and writes nothing for it. Quotes are delayed by Yahoo (~15 min).
+    """
+    settings = _settings()
+    params = _params(source="yfinance", underlyings=underlyings, min_dte=min_dte, max_dte=max_dte)
+    from flows.ingest import ingest_chains
+
+    summary = _run_with_progress(ingest_chains, params, settings, as_json)
+    _emit_summary(summary, as_json)
+
+
 @ingest_app.command("rates")
 def ingest_rates(
     file: Annotated[Path, typer.Argument(help="LEAN interest-rate.csv or a FRED series CSV")],
@@ -404,10 +433,10 @@ def lake_quality_cmd(
     ):
         table.add_column(column)
     for r in days:
-        reasons = ", ".join(f"{k} {v}" for k, v in r["reasons"].items())
+        listed = ", ".join(f"{k} {v}" for k, v in r["reasons"].items())
         table.add_row(
             r["source"], r["underlying"], r["date"], r["table"], f"{r['written']:,}",
-            f"{r['quarantined']:,}", f"{100 * r['quarantine_rate']:.2f}%", reasons or "-",
+            f"{r['quarantined']:,}", f"{100 * r['quarantine_rate']:.2f}%", listed or "-",
         )  # fmt: skip
     out.print(table)
 

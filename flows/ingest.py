@@ -24,15 +24,21 @@ from data_lake.calendar import exchange_calendar
 from data_lake.errors import ConfigError
 from data_lake.ingest import PartialIngestError
 from data_lake.lake import validate_symbol
+from data_lake.sources.yahoo import PollConfig
 from flows.settings import Settings, load_settings
-from tasks.ingest import ingest_synthetic_range, ingest_synthetic_snapshot, ingest_vendor_file
+from tasks.ingest import (
+    ingest_synthetic_range,
+    ingest_synthetic_snapshot,
+    ingest_vendor_file,
+    ingest_yfinance_snapshot,
+)
 
 
 class IngestParams(BaseModel):
     """Parameters of an ingest run (validated before any work starts)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    source: Literal["synthetic", "cboe", "lean"] = "synthetic"
+    source: Literal["synthetic", "cboe", "lean", "yfinance"] = "synthetic"
     files: list[str] | None = None  # vendor files (cboe: one task each); lean: the data folder
     underlyings: list[str] | None = None  # synthetic default: settings; files: all in the file
     start: date | None = None
@@ -46,6 +52,9 @@ class IngestParams(BaseModel):
     mode: Literal["merge", "upsert", "replace"] = "merge"  # vendor files: merge means upsert
     skip_existing: bool = False
     as_of: datetime | None = None  # the clock for a snapshot run; default: now (UTC)
+    # yfinance: the DTE window (default: settings.yahoo)
+    min_dte: int | None = Field(default=None, ge=0)
+    max_dte: int | None = Field(default=None, ge=0)
 
     @field_validator("underlyings", mode="before")
     @classmethod
@@ -60,7 +69,11 @@ class IngestParams(BaseModel):
             raise ValueError("give both start and end, or neither (for the latest snapshot)")
         if self.start and self.end and self.end < self.start:
             raise ValueError(f"end date {self.end} is before start date {self.start}")
-        if self.source != "synthetic" and not self.files:
+        if self.source == "yfinance" and (self.files or self.start or self.end):
+            raise ValueError("yfinance polls the live chain: no files or dates")
+        if self.min_dte is not None and self.max_dte is not None and self.max_dte < self.min_dte:
+            raise ValueError(f"max_dte {self.max_dte} is below min_dte {self.min_dte}")
+        if self.source not in ("synthetic", "yfinance") and not self.files:
             raise ValueError(f"source {self.source} needs files to ingest")
         if self.source == "synthetic" and self.files:
             raise ValueError("files are for vendor sources, not the synthetic market")
@@ -159,8 +172,42 @@ def run_file_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
         return _gather(futures, summary, key)
 
 
+def run_live_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
+    """One yfinance poll per underlying (a shared rate limiter paces all of them)."""
+    requested = params.underlyings or settings.underlyings
+    underlyings = list(dict.fromkeys(validate_symbol(u) for u in requested))
+    lake = settings.lake
+    lake.ensure_writable()
+    yahoo = settings.yahoo
+    config = PollConfig(
+        min_dte=yahoo.min_dte if params.min_dte is None else params.min_dte,
+        max_dte=yahoo.max_dte if params.max_dte is None else params.max_dte,
+        requests_per_second=yahoo.requests_per_second,
+        max_wait_seconds=yahoo.max_wait_seconds,
+        attempts=yahoo.attempts,
+        backoff_initial_seconds=yahoo.backoff_initial_seconds,
+        backoff_max_seconds=yahoo.backoff_max_seconds,
+    )
+    task = ingest_yfinance_snapshot.with_options(
+        retries=settings.ingest.retries, retry_delay_seconds=settings.ingest.retry_delay_seconds
+    )
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(
+        max_workers=settings.ingest.concurrency
+    )
+    futures: dict[str, PrefectFuture[dict[str, object]]] = {}
+    with runner:
+        for underlying in underlyings:
+            args = {"lake": lake, "underlying": underlying, "config": config,
+                    "as_of": params.as_of}  # fmt: skip
+            futures[underlying] = runner.submit(task, args)
+        summary: dict[str, Any] = {"lake": str(lake.root), "underlyings": {}, "failed": {}}
+        return _gather(futures, summary, "underlyings")
+
+
 def run_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
     """The body shared by both flows: validate, fan out per underlying or file, gather."""
+    if params.source == "yfinance":
+        return run_live_ingest(params, settings)
     if params.source != "synthetic":
         return run_file_ingest(params, settings)
     underlyings, config = validate_request(params, settings)

@@ -79,6 +79,19 @@ class RateSettings(BaseModel):
     fallback: float = Field(default=0.04, ge=-0.05, le=0.5)  # where the series has no value
 
 
+class YahooSettings(BaseModel):
+    """Live yfinance polls: which expiries, how fast, how persistent."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    min_dte: int = Field(default=0, ge=0)
+    max_dte: int | None = Field(default=None, ge=0)  # None: every listed expiry
+    requests_per_second: float = Field(default=2.0, gt=0, le=50)  # shared by all polls
+    max_wait_seconds: float = Field(default=60.0, ge=0)  # longest wait for the limiter
+    attempts: int = Field(default=4, ge=1, le=20)  # per request, transient failures only
+    backoff_initial_seconds: float = Field(default=1.0, ge=0)
+    backoff_max_seconds: float = Field(default=30.0, ge=0)
+
+
 class IngestSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     concurrency: int = Field(default=2, ge=1, le=64)  # underlyings ingested at once
@@ -99,6 +112,7 @@ class Settings(BaseSettings):
     synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     rates: RateSettings = Field(default_factory=RateSettings)
+    yahoo: YahooSettings = Field(default_factory=YahooSettings)
 
     @field_validator("underlyings", mode="before")
     @classmethod

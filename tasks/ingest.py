@@ -27,7 +27,7 @@ from data_lake.lake import (
     remove_partition,
 )
 from data_lake.schemas import CORPORATE_ACTIONS, OPTION_QUOTES, UNDERLYING_BARS
-from data_lake.sources import cboe, lean, synthetic
+from data_lake.sources import cboe, lean, synthetic, yahoo
 from data_lake.sources.base import SourceBatch
 from data_lake.sources.synthetic import SyntheticConfig
 from tasks import progress
@@ -149,6 +149,31 @@ def ingest_synthetic_snapshot(
     summary.add(write_batch(lake, batch, "merge"))
     progress.report(underlying, batch.day, sum(summary.rows.values()))
     _logger().info("%s snapshot %s: rows %s", underlying, batch.origin, dict(summary.rows))
+    return summary.as_dict()
+
+
+@task(
+    name="ingest-yfinance",
+    task_run_name="ingest-yfinance-{underlying}",
+    tags=["volflow-ingest", "volflow-yfinance"],
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=retry_on_io_error,
+    cache_policy=NO_CACHE,
+)
+def ingest_yfinance_snapshot(
+    lake: Lake, underlying: str, config: yahoo.PollConfig, as_of: datetime | None = None
+) -> dict[str, object]:
+    """Poll ``underlying``'s live chain once and write it as one snapshot. An empty or
+    partial response raises (nothing written). ``as_of`` fixes the clock (replays and
+    tests); live polls stamp ``ts_init`` with the real time of receipt."""
+    lake.ensure_writable()
+    clock = (lambda: as_of) if as_of is not None else yahoo.now_utc
+    batch = yahoo.poll(underlying, yahoo.make_fetcher(), config, clock)
+    summary = IngestSummary(underlying, yahoo.SOURCE_NAME)
+    summary.add(write_batch(lake, batch, "merge"))
+    progress.report(underlying, batch.day, sum(summary.rows.values()))
+    _logger().info("%s: rows %s from %s", underlying, dict(summary.rows), batch.origin)
     return summary.as_dict()
 
 

@@ -21,11 +21,12 @@ def test_every_deployment_points_at_a_flow_with_its_name() -> None:
 
     config = yaml.safe_load((REPO / "prefect.yaml").read_text())
     names = {d["name"] for d in config["deployments"]}
-    assert names == {"ingest-chains", "backfill"}
+    assert names == {"ingest-chains", "backfill", "yfinance"}
+    flows = {"ingest-chains": "ingest-chains", "backfill": "backfill", "yfinance": "ingest-chains"}
     for deployment in config["deployments"]:
         module_path, _, attr = deployment["entrypoint"].partition(":")
         module = importlib.import_module(module_path.removesuffix(".py").replace("/", "."))
-        assert getattr(module, attr).name == deployment["name"]  # one flow per deployment
+        assert getattr(module, attr).name == flows[deployment["name"]]
 
 
 @pytest.mark.integration
@@ -53,9 +54,12 @@ def test_prefect_deploy_registers_both_deployments_with_schedules(prefect_server
     ingest = deployments["ingest-chains"]
     assert ingest["work_pool_name"] == "volflow-process"
     assert sorted(ingest["schedules"]) == [
-        ("0,30 10-15 * * 1-5", "America/New_York"),
-        ("15 16 * * 1-5", "America/New_York"),
+        ("0,30 10-15 * * 1-5", "America/New_York", True),
+        ("15 16 * * 1-5", "America/New_York", True),
     ]
+    live = deployments["yfinance"]  # needs the network: registered paused
+    assert live["schedules"] == [("5,35 10-15 * * 1-5", "America/New_York", False)]
+    assert live["parameters"]["params"]["source"] == "yfinance"
     assert deployments["backfill"]["schedules"] == []
     assert deployments["backfill"]["parameters"]["params"]["start"] == "2024-01-02"
 
@@ -69,7 +73,10 @@ async def _read_deployments() -> dict[str, dict[str, Any]]:
             d.name: {
                 "work_pool_name": d.work_pool_name,
                 "parameters": d.parameters,
-                "schedules": [(s.schedule.cron, s.schedule.timezone) for s in d.schedules],  # type: ignore[union-attr]
+                "schedules": [
+                    (s.schedule.cron, s.schedule.timezone, s.active)  # type: ignore[union-attr]
+                    for s in d.schedules
+                ],
             }
             for d in found
         }

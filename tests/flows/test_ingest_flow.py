@@ -80,3 +80,38 @@ def test_scheduled_run_without_dates_writes_the_latest_snapshot(home: Path) -> N
 def test_backfill_requires_a_date_range() -> None:
     with pytest.raises(ValueError, match="needs start and end"):
         BackfillParams(underlyings=["SPY"])
+
+
+def test_yfinance_poll_writes_good_underlyings_and_reports_an_empty_response(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from data_lake.sources import yahoo
+    from tests.data_lake.sources.test_yahoo import MIDDAY, PAYLOADS, RecordedData, fetcher_for
+
+    empty = {"": {"optionChain": {"result": [], "error": None}}}
+
+    class PerSymbol:
+        """SPY answers from its recorded payloads; QQQ gets an empty answer."""
+
+        def __init__(self) -> None:
+            self.spy = fetcher_for(RecordedData(PAYLOADS))
+            self.qqq = fetcher_for(RecordedData(empty))
+
+        def expiries(self, symbol: str) -> tuple[str, ...]:
+            return tuple((self.spy if symbol == "SPY" else self.qqq).expiries(symbol))
+
+        def chain(self, symbol: str, expiry: str) -> yahoo.ChainResponse:
+            return (self.spy if symbol == "SPY" else self.qqq).chain(symbol, expiry)
+
+    monkeypatch.setattr(yahoo, "make_fetcher", PerSymbol)
+    params = IngestParams(source="yfinance", underlyings=["SPY", "QQQ"], as_of=MIDDAY, max_dte=5)
+    with pytest.raises(PartialIngestError) as raised:
+        ingest_chains(params)
+    summary = raised.value.summary
+    assert summary["failed"] == {"QQQ": "QQQ: empty response: no expiries listed"}
+    assert summary["underlyings"]["SPY"]["rows"]["option_quotes"] == 7  # two expiries
+    lake = load_settings().lake
+    stored = query(
+        lake, "SELECT underlying, count(*) n, min(source) s FROM option_quotes GROUP BY 1"
+    )
+    assert stored.rows() == [("SPY", 7, "yfinance")]  # nothing at all for QQQ
