@@ -52,6 +52,8 @@ format: setup
 ## bench: benchmarks with their baselines (figures go to docs/BENCHMARKS.md by hand)
 bench: setup
 	$(VENV)/bin/python benchmarks/bench_ingest.py
+	$(VENV)/bin/python benchmarks/bench_import.py
+	$(VENV)/bin/python benchmarks/bench_lean.py --data $(or $(VOLFLOW_LEAN_DATA),../shared/data/lean)
 
 ## prefect-ui: a Prefect server with the UI at http://127.0.0.1:4200 (runs stay in $(PREFECT_HOME))
 prefect-ui: setup

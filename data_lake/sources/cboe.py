@@ -28,7 +28,7 @@ import io
 import zipfile
 import zlib
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -68,6 +68,9 @@ SNAPSHOT_1545 = time(15, 45)
 # Index option roots: (exercise style, settlement). Standard monthlies are AM-settled,
 # weeklies and P.M. roots PM-settled; VIX and VIXW settle on the morning's SOQ; OEX is
 # the American-style S&P 100 option, XEO its European twin.
+# CBOE index options close 15 minutes after the equity session (16:15 New York, 13:15
+# on an early close): their end-of-day quotes are stamped then.
+INDEX_CLOSE_EXTENSION = timedelta(minutes=15)
 INDEX_ROOTS: dict[str, tuple[str, str]] = {
     "SPX": ("european", "AM"), "SPXW": ("european", "PM"), "SPXPM": ("european", "PM"),
     "XSP": ("european", "PM"), "NDX": ("european", "AM"), "NDXP": ("european", "PM"),
@@ -208,6 +211,10 @@ def _underlying_mid(bid: str, ask: str) -> pl.Expr:
 def _snapshot(rows: pl.DataFrame, suffix: str, spot: pl.Expr) -> pl.DataFrame:
     eod = suffix == "eod"
     traded = pl.col("trade_volume") > 0
+    ts = pl.col(f"_ts_{suffix}")
+    if eod:  # index options (SPX, SPXW, VIX, ...) trade until 15 minutes after the close
+        extended = pl.col("root").str.to_uppercase().is_in(list(INDEX_ROOTS))
+        ts = pl.when(extended).then(ts + INDEX_CLOSE_EXTENSION).otherwise(ts)
     return rows.select(
         pl.col("underlying"),
         pl.col("quote_date").alias("date"),
@@ -228,8 +235,8 @@ def _snapshot(rows: pl.DataFrame, suffix: str, spot: pl.Expr) -> pl.DataFrame:
         ).alias("volume"),
         pl.col("open_interest").cast(pl.Int64, strict=False),
         spot.alias("underlying_price"),
-        pl.col(f"_ts_{suffix}").alias("ts_event"),
-        pl.col(f"_ts_{suffix}").alias("ts_init"),
+        ts.alias("ts_event"),
+        ts.alias("ts_init"),
         pl.lit(SOURCE_NAME).alias("source"),
     )
 

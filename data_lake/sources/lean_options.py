@@ -387,6 +387,25 @@ def combine_bars(parts: dict[str, list[pl.DataFrame]]) -> pl.DataFrame:
 # --- universe chains ----------------------------------------------------------------------
 
 
+def _locate_universe_error(data: bytes, origin: str, numeric: list[str]) -> pl.DataFrame:
+    """The slow path of a universe file that did not parse: name the line and column."""
+    try:
+        raw = pl.read_csv(
+            io.BytesIO(data), schema_overrides=dict.fromkeys(UNIVERSE_HEADER, pl.String)
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise SourceError(f"{origin}: unreadable universe CSV: {str(exc).splitlines()[0]}") from exc
+    raw = raw.rename({"#expiry": "expiry_text"}).with_columns(pl.all().str.strip_chars())
+    parsed = {c: pl.col(c).cast(pl.Float64, strict=False) for c in numeric}
+    for column, expr in parsed.items():
+        bad = raw.select((expr.is_null() & pl.col(column).is_not_null()).arg_true().first()).item()
+        if bad is not None:
+            raise SourceError(
+                f"{origin}: line {bad + 2}, column {column!r}: {raw[column][bad]!r} is not a number"
+            )
+    return raw.with_columns(**parsed)
+
+
 def read_universe(path: Path, day: date, calendar: ExchangeCalendar) -> pl.DataFrame:
     """One end-of-day chain: contract columns, ``last``/``volume``/``open_interest``,
     the vendor's IV and Greeks, the file's own underlying row close as
@@ -404,24 +423,18 @@ def read_universe(path: Path, day: date, calendar: ExchangeCalendar) -> pl.DataF
             f"{origin}: unknown universe layout; expected header {','.join(UNIVERSE_HEADER)}, "
             f"found {','.join(header)}"
         )
-    try:
-        raw = pl.read_csv(
-            io.BytesIO(data), schema_overrides=dict.fromkeys(UNIVERSE_HEADER, pl.String)
-        )
-    except pl.exceptions.PolarsError as exc:
-        raise SourceError(f"{origin}: unreadable universe CSV: {str(exc).splitlines()[0]}") from exc
-    raw = raw.rename({"#expiry": "expiry_text"}).with_columns(pl.all().str.strip_chars())
-    if raw.is_empty() or raw["expiry_text"][0] not in (None, ""):
+    numeric = [*UNIVERSE_HEADER[3:], "strike"]
+    try:  # the fast path: typed parse; on failure, find and name the bad value below
+        frame = pl.read_csv(
+            io.BytesIO(data),
+            schema_overrides={
+                "#expiry": pl.String, "right": pl.String, **dict.fromkeys(numeric, pl.Float64),
+            },
+        ).rename({"#expiry": "expiry_text"})  # fmt: skip
+    except pl.exceptions.PolarsError:
+        frame = _locate_universe_error(data, origin, numeric)
+    if frame.is_empty() or frame["expiry_text"][0] not in (None, ""):
         raise SourceError(f"{origin}: line 2 should be the underlying's row (empty expiry)")
-    numeric = [c for c in UNIVERSE_HEADER[3:]] + ["strike"]
-    parsed = {c: pl.col(c).cast(pl.Float64, strict=False) for c in numeric}
-    for column, expr in parsed.items():
-        bad = raw.select((expr.is_null() & pl.col(column).is_not_null()).arg_true().first()).item()
-        if bad is not None:
-            raise SourceError(
-                f"{origin}: line {bad + 2}, column {column!r}: {raw[column][bad]!r} is not a number"
-            )
-    frame = raw.with_columns(**parsed)
     file_underlying = frame["close"][0]
     chain = frame.slice(1)
     expiry = pl.col("expiry_text").str.strptime(pl.Date, "%Y%m%d", strict=False)

@@ -39,12 +39,18 @@ def test_each_row_becomes_a_1545_and_a_close_snapshot() -> None:
         ("SPX", date(2024, 1, 2)), ("AAPL", date(2024, 1, 2)),
         ("SPX", date(2024, 1, 3)), ("AAPL", date(2024, 1, 3)),
     ]  # fmt: skip
-    quotes = batches[0].frames[OPTION_QUOTES.name]
+    quotes = batches[1].frames[OPTION_QUOTES.name]  # AAPL
     assert sorted(quotes["ts_event"].unique().to_list()) == [
         datetime(2024, 1, 2, 20, 45, tzinfo=UTC),  # 15:45 New York
         datetime(2024, 1, 2, 21, 0, tzinfo=UTC),  # the close
     ]
     assert check(quotes, OPTION_QUOTES).quarantined.is_empty()
+    index = batches[0].frames[OPTION_QUOTES.name]  # SPX and SPXW trade until 16:15
+    assert sorted(index["ts_event"].unique().to_list()) == [
+        datetime(2024, 1, 2, 20, 45, tzinfo=UTC),
+        datetime(2024, 1, 2, 21, 15, tzinfo=UTC),
+    ]
+    assert check(index, OPTION_QUOTES).quarantined.is_empty()
 
 
 def test_columns_map_to_the_lake_schema() -> None:
