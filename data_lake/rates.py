@@ -99,12 +99,20 @@ def read_series(lake: Lake, series: str) -> pl.DataFrame:
     return read_parquet_file(path).select(RATE_SCHEMA.names())
 
 
-def rates_asof(series: pl.DataFrame, days: list[date], fallback: float) -> pl.DataFrame:
-    """Each of ``days`` with the latest rate dated on or before it; ``fallback`` (and
-    ``rate_source`` "fallback") before the series starts or when it is empty."""
+def rates_asof(
+    series: pl.DataFrame, days: list[date], fallback: float, publication_lag_days: int = 0
+) -> pl.DataFrame:
+    """Each of ``days`` with the latest rate known on it: dated on or before the day
+    minus ``publication_lag_days`` (FRED's daily H.15 values are published the next
+    business day: a lag of 1 keeps a snapshot from using a rate not yet released).
+    ``fallback`` (and ``rate_source`` "fallback") before the series starts or when it
+    is empty."""
+    if publication_lag_days < 0:
+        raise ValueError(f"publication_lag_days must be >= 0, not {publication_lag_days}")
     wanted = pl.DataFrame({"date": days}, schema={"date": pl.Date}).with_row_index("_order")
+    known = series.with_columns(pl.col("date") + pl.duration(days=publication_lag_days))
     joined = wanted.sort("date").join_asof(
-        series.sort("date").select("date", "rate", pl.col("source").alias("rate_source")),
+        known.sort("date").select("date", "rate", pl.col("source").alias("rate_source")),
         on="date",
         strategy="backward",
     )

@@ -77,6 +77,9 @@ class RateSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     series: str = "PCREDIT8"  # the imported series analytics use (volflow ingest rates)
     fallback: float = Field(default=0.04, ge=-0.05, le=0.5)  # where the series has no value
+    # a value dated d is used from d + lag: FRED's daily series are published the next
+    # business day (1 is safe for both FRED and LEAN's pre-announced primary credit rate)
+    publication_lag_days: int = Field(default=1, ge=0, le=10)
 
 
 class YahooSettings(BaseModel):

@@ -41,6 +41,14 @@ def test_asof_lookup_takes_the_last_rate_on_or_before_each_day_else_the_fallback
     assert empty["rate"].to_list() == [0.03] * 3
 
 
+def test_publication_lag_keeps_a_day_from_using_a_rate_released_after_it() -> None:
+    _, frame = parse_rate_csv(FRED, "fred.csv")  # 2024-01-02 5.46%, (01-03 missing), 01-04 5.48%
+    days = [date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 4), date(2024, 1, 5)]
+    lagged = rates_asof(frame, days, fallback=0.04, publication_lag_days=1)
+    # 01-02's value is out on 01-03; 01-04's on 01-05
+    assert lagged["rate"].to_list() == [0.04, 0.0546, 0.0546, 0.0548]
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [

@@ -279,3 +279,33 @@ def test_full_sample_minute_chains_of_goog_and_twx(tmp_path: Path) -> None:
     assert [c[0] for c in counts] == ["GOOG", "TWX"]
     for _, snapshots, rows, no_spot in counts:
         assert snapshots > 300 and rows > 50_000 and no_spot == 0
+
+
+quote_member = b"20140609 00:00,17200,20900,13200,19200,10,18900,21000,13600,19600,75"
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    position=st.integers(min_value=0, max_value=len(quote_member) - 1),
+    replacement=st.binary(min_size=0, max_size=3),
+)
+def test_damaged_bar_members_parse_or_fail_with_a_source_error(
+    tmp_path_factory: pytest.TempPathFactory, position: int, replacement: bytes
+) -> None:
+    """Fuzz: a mutated bar line either parses into valid rows or raises a SourceError
+    naming the zip; never another exception, never a row with a silently lost field."""
+    data = quote_member[:position] + replacement + quote_member[position + 1 :]
+    path = tmp_path_factory.mktemp("fuzz") / "aapl_2014_quote_american.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("aapl_quote_american_call_950000_20140719.csv", quote_member)
+        archive.writestr("aapl_quote_american_put_950000_20140719.csv", data)
+    try:
+        frame = lean_options.read_bar_zip(
+            lean_options.BarFile(path, "quote", "daily"), exchange_calendar()
+        )
+    except SourceError as exc:
+        message = str(exc)
+    else:
+        message = str(path)
+        assert frame["ts_event"].null_count() == 0 and frame.height >= 2
+    assert str(path) in message  # an error always names the zip
