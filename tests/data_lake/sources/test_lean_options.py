@@ -230,14 +230,14 @@ def test_damaged_universe_files_parse_or_fail_with_a_source_error(
 
 
 needs_sample = pytest.mark.skipif(
-    LEAN_SAMPLE is None, reason="the full LEAN sample (../shared/data/lean) is absent"
+    not LEAN_SAMPLE.is_dir(),
+    reason=f"the full LEAN sample is absent ({LEAN_SAMPLE}; set VOLFLOW_LEAN_DATA)",
 )
 
 
 @pytest.mark.lean
 @needs_sample
 def test_full_aapl_june_2014_no_valid_chain_mixes_price_scales(tmp_path: Path) -> None:
-    assert LEAN_SAMPLE is not None
     lake = Lake(tmp_path / "lake")
     batches = load_underlying(
         LEAN_SAMPLE, "AAPL", date(2014, 6, 2), date(2014, 6, 16), options="daily"
@@ -266,7 +266,6 @@ def test_full_aapl_june_2014_no_valid_chain_mixes_price_scales(tmp_path: Path) -
 @pytest.mark.lean
 @needs_sample
 def test_full_sample_minute_chains_of_goog_and_twx(tmp_path: Path) -> None:
-    assert LEAN_SAMPLE is not None
     lake = Lake(tmp_path / "lake")
     for symbol in ("GOOG", "TWX"):
         write_batches(lake, load_underlying(LEAN_SAMPLE, symbol, options="minute"), "upsert")
