@@ -165,7 +165,10 @@ def _row_checks(spec: TableSpec) -> list[tuple[str, pl.Expr]]:
     checks: list[tuple[str, pl.Expr]] = [
         (
             "missing_field",
-            pl.any_horizontal(pl.col(c).is_null() for c in REQUIRED_COLUMNS[spec.name]),
+            pl.any_horizontal(
+                pl.col(c).is_null()
+                for c in REQUIRED_COLUMNS.get(spec.name, (*PARTITION_COLUMNS, "ts_event"))
+            ),
         ),
         (
             "ts_event_outside_partition_date",

@@ -176,6 +176,112 @@ OPTION_VENDOR_ANALYTICS = TableSpec(
     ),
 )
 
+OPTION_ANALYTICS = TableSpec(
+    name="option_analytics",
+    schema=pl.Schema(
+        Columns(
+            {
+                "underlying": pl.String,
+                "date": pl.Date,
+                "contract_id": pl.String,
+                "ts_event": UTC_TIME,  # the option_quotes snapshot
+                "expiry": pl.Date,
+                "strike": pl.Float64,
+                "right": pl.String,
+                "exercise_style": pl.String,
+                "underlying_price": pl.Float64,
+                "price": pl.Float64,  # what the IV was solved from (see price_source)
+                "price_source": pl.String,  # "mid", or "last" for trade-only rows
+                "spread_rel": pl.Float64,  # (ask - bid) / mid
+                "log_moneyness": pl.Float64,  # ln(strike / forward)
+                "dte_days": pl.Float64,  # calendar days to the last trading time
+                "t_years": pl.Float64,  # dte_days / 365
+                "rate": pl.Float64,  # continuous, as of the snapshot
+                "div_yield": pl.Float64,  # continuous, as of the snapshot
+                "iv": pl.Float64,
+                "delta": pl.Float64,
+                "gamma": pl.Float64,
+                "vega_per_vol_point": pl.Float64,
+                "theta_per_day": pl.Float64,
+                "rho_per_pct_rate": pl.Float64,
+                "solver_status": pl.String,
+                "model": pl.String,  # "bsm_european"
+                "volume": pl.Int64,
+                "open_interest": pl.Int64,
+                "ts_init": UTC_TIME,
+                "source": pl.String,
+            }
+        )
+    ),
+    snapshot_key=("ts_event",),
+    unique_key=("contract_id", "ts_event"),
+    description="Per contract and snapshot: price used, moneyness, time, IV and Greeks.",
+)
+
+SURFACE_FEATURES = TableSpec(
+    name="surface_features",
+    schema=pl.Schema(
+        Columns(
+            {
+                "underlying": pl.String,
+                "date": pl.Date,
+                "ts_event": UTC_TIME,  # the snapshot the features are as of
+                "underlying_price": pl.Float64,
+                **{f"atm_iv_{d}d": pl.Float64 for d in (7, 30, 60, 90)},
+                "skew_25d_30d": pl.Float64,  # 25-delta put IV minus 25-delta call IV
+                "curvature_25d_30d": pl.Float64,  # (put25 + call25) / 2 - ATM
+                "term_slope_30_90": pl.Float64,  # atm_iv_90d - atm_iv_30d
+                "put_call_volume_ratio": pl.Float64,
+                "put_call_oi_ratio": pl.Float64,
+                "rv_cc_10d": pl.Float64,  # close-to-close realized vol, annualized
+                "rv_cc_21d": pl.Float64,
+                "rv_cc_63d": pl.Float64,
+                "rv_parkinson_21d": pl.Float64,
+                "rv_garman_klass_21d": pl.Float64,
+                "rv_yang_zhang_21d": pl.Float64,
+                "vrp_30d": pl.Float64,  # atm_iv_30d - rv_cc_21d
+                "iv_rank_252": pl.Float64,
+                "iv_percentile_252": pl.Float64,
+                **{
+                    f"{name}_chg_{n}": pl.Float64
+                    for name in ("atm_iv_30d", "skew_25d_30d", "term_slope_30_90")
+                    for n in (1, 5, 20)
+                },
+                "ts_init": UTC_TIME,
+                "source": pl.String,
+            }
+        )
+    ),
+    snapshot_key=("ts_event",),
+    unique_key=("ts_event",),
+    description=(
+        "One row per underlying and snapshot: ATM IV by tenor, skew, curvature, term "
+        "slope, realized volatility, variance risk premium, IV rank, flows; point-in-time."
+    ),
+)
+
+LABELS = TableSpec(
+    name="labels",
+    schema=pl.Schema(
+        Columns(
+            {
+                "underlying": pl.String,
+                "date": pl.Date,
+                "ts_event": UTC_TIME,  # the snapshot the label starts at
+                "label": pl.String,  # e.g. "straddle_dh_ret"
+                "horizon_periods": pl.Int32,  # snapshots of this underlying ahead
+                "value": pl.Float64,
+                "ts_end": UTC_TIME,  # the snapshot the label ends at (known from then)
+                "ts_init": UTC_TIME,
+                "source": pl.String,
+            }
+        )
+    ),
+    snapshot_key=("ts_event",),
+    unique_key=("ts_event", "label", "horizon_periods"),
+    description="Forward-looking targets, the only forward-looking data: kept apart.",
+)
+
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
@@ -183,6 +289,9 @@ TABLES: dict[str, TableSpec] = {
         OPTION_QUOTES,
         CORPORATE_ACTIONS,
         OPTION_VENDOR_ANALYTICS,
+        OPTION_ANALYTICS,
+        SURFACE_FEATURES,
+        LABELS,
         QUARANTINE,
     )
 }
@@ -192,6 +301,7 @@ DATA_TABLES: tuple[str, ...] = (
     CORPORATE_ACTIONS.name,
     OPTION_VENDOR_ANALYTICS.name,
 )
+FEATURE_TABLES: tuple[str, ...] = (OPTION_ANALYTICS.name, SURFACE_FEATURES.name, LABELS.name)
 
 
 def table_spec(name: str) -> TableSpec:

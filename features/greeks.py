@@ -33,6 +33,9 @@ SOLVER_STATUSES: tuple[str, ...] = (
     "no_time_value",  # price equals the lower bound: every small volatility fits
     "expired",  # t_years <= 0: at or past expiry, no volatility to imply
     "invalid_input",  # a null, non-finite or non-positive input, or right not C/P
+    # set before solving by the chain builder (features.chain), never by the kernel:
+    "no_price",  # no two-sided quote and no last trade
+    "crossed_quote",  # bid above ask
 )
 SOLVER_STATUS = pl.Enum(list(SOLVER_STATUSES))  # codes: features.kernels
 _STATUS_NAMES = pl.Series("solver_status", SOLVER_STATUSES, dtype=SOLVER_STATUS)

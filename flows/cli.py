@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,6 +34,8 @@ lake_app = typer.Typer(help="Inspect the lake.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(backfill_app, name="backfill")
 app.add_typer(lake_app, name="lake")
+features_app = typer.Typer(help="Build and inspect features.", no_args_is_help=True)
+app.add_typer(features_app, name="features")
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True)
 
@@ -517,6 +519,113 @@ def demo_cmd(
         console=out,
         run_flow=lambda flow_fn, params: _run_with_progress(flow_fn, params, settings),
     )
+
+
+@features_app.command("build")
+def features_build(
+    underlyings: UnderlyingsOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    full: Annotated[
+        bool, typer.Option(help="Rebuild every day in range, not only new ones")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """Compute IV/Greeks per contract, surface features and labels (the build-features
+    flow): only days not built yet unless --full."""
+    from pydantic import ValidationError as PydanticError
+
+    from flows.features import FeatureParams, build_features
+
+    settings = _settings()
+    try:
+        params = FeatureParams(
+            underlyings=underlyings,  # type: ignore[arg-type]  # split by the validator
+            start=start.date() if start else None,
+            end=end.date() if end else None, full=full,
+        )  # fmt: skip
+    except PydanticError as exc:
+        raise ConfigError(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from None
+    try:
+        summary = build_features(params)
+    except PartialIngestError as exc:
+        _emit_features(exc.summary, as_json)
+        raise
+    _emit_features(summary, as_json)
+    del settings
+
+
+def _emit_features(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(summary, default=str))
+        return
+    table = Table(title=f"features in {summary['lake']}")
+    for column in ("underlying", "days built", "first", "last", "analytics rows",
+                   "surface rows", "label rows"):  # fmt: skip
+        table.add_column(column)
+    for name, s in summary["underlyings"].items():
+        rows = s.get("rows", {})
+        table.add_row(
+            name, str(s["days"]), s.get("first_day", "-"), s.get("last_day", "-"),
+            f"{rows.get('option_analytics', 0):,}", f"{rows.get('surface_features', 0):,}",
+            f"{rows.get('labels', 0):,}",
+        )  # fmt: skip
+    for name, message in summary.get("failed", {}).items():
+        table.add_row(name, "FAILED", "", "", "", "", message)
+    out.print(table)
+
+
+@features_app.command("show")
+def features_show(
+    underlying: Annotated[str, typer.Argument(help="The underlying, e.g. SPY")],
+    at: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M"], help="As of (UTC); default: latest"),
+    ] = None,
+    history: Annotated[int, typer.Option(help="Also list the last N snapshots' key features")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON")] = False,
+) -> None:
+    """The surface features of UNDERLYING at the last snapshot at or before --at."""
+    from data_lake.catalog import query
+
+    lake = _settings().lake
+    symbol = underlying.upper()
+    bound = at.replace(tzinfo=UTC) if at else datetime(9999, 1, 1, tzinfo=UTC)
+    rows = query(
+        lake,
+        "SELECT * FROM surface_features WHERE underlying = ? AND ts_event <= ? "
+        "ORDER BY ts_event DESC LIMIT ?",
+        [symbol, bound, max(1, history)],
+    )
+    if rows.is_empty():
+        raise ConfigError(
+            f"no features for {symbol} at or before {at or 'now'}: run `volflow features build`"
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(rows.to_dicts(), indent=2, default=str) + "\n")
+        return
+    latest = rows.row(0, named=True)
+    table = Table(title=f"{symbol} features at {latest['ts_event']}")
+    table.add_column("feature")
+    table.add_column("value", justify="right")
+    for name, value in latest.items():
+        if name in ("underlying", "ts_event", "ts_init", "source"):
+            continue
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        table.add_row(name, shown)
+    out.print(table)
+    if history > 1:
+        series = Table(title=f"{symbol}: last {rows.height} snapshots")
+        for column in ("date", "atm_iv_30d", "skew_25d_30d", "term_slope_30_90", "rv_cc_21d",
+                       "vrp_30d", "iv_rank_252"):  # fmt: skip
+            series.add_column(column, justify="right")
+        for r in reversed(rows.to_dicts()):
+            series.add_row(str(r["date"]), *(
+                f"{r[c]:.4f}" if isinstance(r[c], float) else "-"
+                for c in ("atm_iv_30d", "skew_25d_30d", "term_slope_30_90", "rv_cc_21d",
+                          "vrp_30d", "iv_rank_252")
+            ))  # fmt: skip
+        out.print(series)
 
 
 def main() -> None:

@@ -95,6 +95,23 @@ class YahooSettings(BaseModel):
     backoff_max_seconds: float = Field(default=30.0, ge=0)
 
 
+class FeatureSettings(BaseModel):
+    """The build-features flow: dividend assumptions and label horizons."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    # continuous dividend yield per underlying where the lake has no dividend history
+    # (factor files); default: the synthetic profile's yield, else 0
+    dividend_yields: dict[str, float] = Field(default_factory=dict)
+    horizons: tuple[int, ...] = (1, 5)  # label horizons, in snapshots of one underlying
+
+    @field_validator("horizons")
+    @classmethod
+    def _positive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or min(value) < 1:
+            raise ValueError("horizons must be positive numbers of snapshots")
+        return tuple(sorted(set(value)))
+
+
 class IngestSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     concurrency: int = Field(default=2, ge=1, le=64)  # underlyings ingested at once
@@ -116,6 +133,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     rates: RateSettings = Field(default_factory=RateSettings)
     yahoo: YahooSettings = Field(default_factory=YahooSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
 
     @field_validator("underlyings", mode="before")
     @classmethod

@@ -1,0 +1,139 @@
+"""Per-contract analytics of option chain snapshots: the ``option_analytics`` rows.
+
+Pure functions of their inputs (quotes, the rate and dividend yield per day, the
+calendar): no I/O, no clock. For each quote row:
+
+* ``price``: the mid of a two-sided quote (bid > 0, ask >= bid); for a row with no
+  quote but a last trade (trade-only end-of-day chains) the last trade, with
+  ``price_source`` saying which. No price, or a crossed quote, gets that status.
+* ``t_years``: calendar time from the snapshot to the contract's last trading time
+  (the expiry session's close for PM settlement, the previous session's close for
+  AM), over 365 days; ``dte_days`` the same in days.
+* ``rate`` and ``div_yield`` as of the snapshot's date; the forward
+  ``F = S exp((r - q) t)`` and ``log_moneyness = ln(K / F)``.
+* IV and Greeks from ``features.greeks`` (Black-Scholes-Merton), ``model``
+  "bsm_european". American contracts are priced with the same European model for
+  now: their IVs are an upper bound where early exercise has value (deep
+  in-the-money puts, calls before a dividend); see ``docs/FEATURES.md``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from data_lake.calendar import ExchangeCalendar, last_trading_time
+from data_lake.schemas import OPTION_ANALYTICS
+from features.greeks import implied_vol_and_greeks
+
+YEAR_SECONDS = 365.0 * 86400.0
+MODEL = "bsm_european"
+
+
+def _last_trading_times(quotes: pl.DataFrame, calendar: ExchangeCalendar) -> pl.DataFrame:
+    pairs = quotes.select("expiry", "settlement").unique()
+    times = [
+        last_trading_time(expiry, settlement or "PM", calendar)
+        for expiry, settlement in pairs.iter_rows()
+    ]
+    return pairs.with_columns(pl.Series("_last_trade", times, dtype=pl.Datetime("us", "UTC")))
+
+
+def with_prices(quotes: pl.DataFrame) -> pl.DataFrame:
+    """``price``, ``price_source``, ``spread_rel`` and a pre-solve status per row."""
+    bid, ask, last = pl.col("bid"), pl.col("ask"), pl.col("last")
+    two_sided = (bid > 0) & (ask >= bid)
+    mid = (bid + ask) / 2
+    trade_only = bid.is_null() & ask.is_null() & (last > 0)
+    return quotes.with_columns(
+        pl.when(two_sided).then(mid).when(trade_only).then(last).alias("price"),
+        pl.when(two_sided)
+        .then(pl.lit("mid"))
+        .when(trade_only)
+        .then(pl.lit("last"))
+        .alias("price_source"),
+        pl.when(two_sided).then((ask - bid) / mid).alias("spread_rel"),
+        pl.when(bid > ask)
+        .then(pl.lit("crossed_quote"))
+        .when(~two_sided & ~trade_only)
+        .then(pl.lit("no_price"))
+        .alias("_pre_status"),
+    )
+
+
+def option_analytics(
+    quotes: pl.DataFrame,
+    rates: pl.DataFrame,
+    div_yields: pl.DataFrame,
+    calendar: ExchangeCalendar,
+) -> pl.DataFrame:
+    """``option_analytics`` rows for ``quotes`` (``option_quotes`` schema).
+
+    ``rates``: ``date, rate`` per quote date; ``div_yields``: ``underlying, date,
+    div_yield``. Every quote row gives one row, in the input order.
+    """
+    if quotes.is_empty():
+        return pl.DataFrame(schema=OPTION_ANALYTICS.schema)
+    frame = (
+        with_prices(quotes)
+        .join(_last_trading_times(quotes, calendar), on=["expiry", "settlement"], how="left")
+        .join(rates.select("date", "rate"), on="date", how="left")
+        .join(
+            div_yields.select("underlying", "date", "div_yield"),
+            on=["underlying", "date"],
+            how="left",
+        )
+        .with_columns(
+            (
+                (pl.col("_last_trade") - pl.col("ts_event")).dt.total_microseconds()
+                / 1e6
+                / YEAR_SECONDS
+            ).alias("t_years"),
+            pl.col("div_yield").fill_null(0.0),
+        )
+    )
+    solved = implied_vol_and_greeks(frame.with_columns(pl.col("underlying_price").alias("spot")))
+    status = pl.coalesce(pl.col("_pre_status"), pl.col("solver_status").cast(pl.String))
+    greeks = ("iv", "delta", "gamma", "vega", "theta", "rho")
+    unpriced = pl.col("_pre_status").is_not_null()
+    forward = (
+        pl.col("underlying_price")
+        * ((pl.col("rate") - pl.col("div_yield")) * pl.col("t_years")).exp()
+    )
+    return solved.select(
+        "underlying",
+        "date",
+        "contract_id",
+        "ts_event",
+        "expiry",
+        "strike",
+        "right",
+        "exercise_style",
+        "underlying_price",
+        "price",
+        "price_source",
+        "spread_rel",
+        (pl.col("strike") / forward).log().alias("log_moneyness"),
+        (pl.col("t_years") * 365.0).alias("dte_days"),
+        "t_years",
+        "rate",
+        "div_yield",
+        *(pl.when(unpriced).then(None).otherwise(pl.col(g)).alias(g) for g in greeks[:3]),
+        pl.when(unpriced).then(None).otherwise(pl.col("vega")).alias("vega_per_vol_point"),
+        pl.when(unpriced).then(None).otherwise(pl.col("theta")).alias("theta_per_day"),
+        pl.when(unpriced).then(None).otherwise(pl.col("rho")).alias("rho_per_pct_rate"),
+        status.alias("solver_status"),
+        pl.lit(MODEL).alias("model"),
+        "volume",
+        "open_interest",
+        "ts_init",
+        "source",
+    ).cast(dict(OPTION_ANALYTICS.schema))  # type: ignore[arg-type]
+
+
+def constant_rates(days: list[date], rate: float) -> pl.DataFrame:
+    """A ``date, rate`` frame with one rate for every day (tests and fallbacks)."""
+    return pl.DataFrame(
+        {"date": days, "rate": [rate] * len(days)}, schema={"date": pl.Date, "rate": pl.Float64}
+    )
