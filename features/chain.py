@@ -43,9 +43,9 @@ def _last_trading_times(quotes: pl.DataFrame, calendar: ExchangeCalendar) -> pl.
 def with_prices(quotes: pl.DataFrame) -> pl.DataFrame:
     """``price``, ``price_source``, ``spread_rel`` and a pre-solve status per row."""
     bid, ask, last = pl.col("bid"), pl.col("ask"), pl.col("last")
-    two_sided = (bid > 0) & (ask >= bid)
+    two_sided = ((bid > 0) & (ask >= bid)).fill_null(False)
     mid = (bid + ask) / 2
-    trade_only = bid.is_null() & ask.is_null() & (last > 0)
+    trade_only = (bid.is_null() & ask.is_null() & (last > 0)).fill_null(False)
     return quotes.with_columns(
         pl.when(two_sided).then(mid).when(trade_only).then(last).alias("price"),
         pl.when(two_sided)

@@ -337,3 +337,381 @@ def price_all(
         out[4, i] = theta
         out[5, i] = rho
         status[i] = code
+
+
+# --- American exercise: Barone-Adesi & Whaley (1987), de-Americanized IV, Greeks ---------
+#
+# G. Barone-Adesi and R. E. Whaley, "Efficient Analytic Approximation of American Option
+# Values", Journal of Finance 42 (1987) 301-320; the critical-price seed and Newton step
+# as in E. G. Haug, "The Complete Guide to Option Pricing Formulas" (2nd ed., 2007), 3.1.
+# Cost of carry b = r - q; the American value is the European one plus A (S / S*)^Q on the
+# continuation side of the critical price S*, and the intrinsic value beyond it.
+
+BOUNDARY_ITERATIONS = 100  # Newton on the critical price (converges in a handful)
+BOUNDARY_TOLERANCE = 1e-14  # relative Newton step at which S* is taken as converged
+SIGMA_LOW, SIGMA_HIGH = 1e-4, 5.0  # the bracket of the safeguarded (Brent) fallback
+FIXED_POINT_ITERATIONS = 30
+FIXED_POINT_TOLERANCE = 1e-12  # |d sigma| at which the de-Americanization has converged
+BRENT_ITERATIONS = 200
+DAY = 1.0 / 365.0
+SPOT_BUMP = 1e-4  # relative: delta and gamma
+SIGMA_BUMP = 1e-4  # relative: vega
+RATE_BUMP = 1e-4  # absolute: rho
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _norm_pdf(x: float) -> float:
+    return ONE_OVER_SQRT_TWO_PI * exp(-0.5 * x * x)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _bsm_price(
+    spot: float, strike: float, t: float, r: float, q: float, sigma: float, call: bool
+) -> float:
+    """Black-Scholes-Merton price with continuous dividend yield q."""
+    discount = exp(-r * t)
+    forward = spot * exp((r - q) * t)
+    total_vol = sigma * sqrt(t)
+    if not total_vol > 0:
+        return discount * (max(forward - strike, 0.0) if call else max(strike - forward, 0.0))
+    d1 = log(forward / strike) / total_vol + 0.5 * total_vol
+    d2 = d1 - total_vol
+    if call:
+        return discount * (forward * _norm_cdf(d1) - strike * _norm_cdf(d2))
+    return discount * (strike * _norm_cdf(-d2) - forward * _norm_cdf(-d1))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _european_exercise_is_optimal(r: float, q: float, call: bool) -> bool:
+    """BAW's rule: a call with q <= 0 (b >= r) and a put with r <= 0 are never exercised
+    early, so their American values are the European ones."""
+    return q <= 0 if call else r <= 0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _baw_exponent(t: float, r: float, q: float, sigma: float, call: bool) -> float:
+    """BAW's Q2 (call, > 1) or Q1 (put, < 0) for maturity t."""
+    v2 = sigma * sigma
+    n_minus_1 = 2.0 * (r - q) / v2 - 1.0
+    # M / K = 2 r / (sigma^2 (1 - exp(-r t))), whose limit at r = 0 is 2 / (sigma^2 t)
+    m_over_k = 2.0 / (v2 * t) if r == 0 else 2.0 * r / (v2 * -np.expm1(-r * t))
+    root = sqrt(n_minus_1 * n_minus_1 + 4.0 * m_over_k)
+    return 0.5 * (-n_minus_1 + root) if call else 0.5 * (-n_minus_1 - root)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _baw_boundary_gap(
+    s: float, strike: float, t: float, r: float, q: float, sigma: float, call: bool, e: float
+) -> tuple[float, float]:
+    """(f, f') of the critical-price equation at S* = s; f < 0 on the continuation side.
+
+    Call: f = s - K - c(s) - (1 - e^{-qT} N(d1)) s / Q2, increasing in s.
+    Put: f = K - s - p(s) + (1 - e^{-qT} N(-d1)) s / Q1, decreasing in s.
+    """
+    total_vol = sigma * sqrt(t)
+    carry = exp(-q * t)
+    d1 = (log(s / strike) + (r - q + 0.5 * sigma * sigma) * t) / total_vol
+    euro = _bsm_price(s, strike, t, r, q, sigma, call)
+    if call:
+        nd1 = _norm_cdf(d1)
+        rhs = euro + (1.0 - carry * nd1) * s / e
+        slope = carry * nd1 * (1.0 - 1.0 / e) + (1.0 - carry * _norm_pdf(d1) / total_vol) / e
+        return s - strike - rhs, 1.0 - slope
+    nd1 = _norm_cdf(-d1)
+    rhs = euro - (1.0 - carry * nd1) * s / e
+    slope = -carry * nd1 * (1.0 - 1.0 / e) - (1.0 + carry * _norm_pdf(-d1) / total_vol) / e
+    return strike - s - rhs, -1.0 - slope
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _baw_critical_price(
+    strike: float, t: float, r: float, q: float, sigma: float, call: bool, e: float
+) -> float:
+    """The critical price S*: Haug's seed, Newton, and bisection if Newton misbehaves.
+
+    Returns +inf (call) or 0 (put) when there is no finite critical price (the premium
+    then vanishes: the limits q -> 0+ for calls and r -> 0+ for puts).
+    """
+    b = r - q
+    v2 = sigma * sigma
+    total_vol = sigma * sqrt(t)
+    n_minus_1 = 2.0 * b / v2 - 1.0
+    m = 2.0 * r / v2
+    disc = sqrt(max(n_minus_1 * n_minus_1 + 4.0 * m, 0.0))
+    # seed: the perpetual option's critical price, pulled toward K for short maturities
+    if call:
+        e_inf = 0.5 * (-n_minus_1 + disc)
+        s_inf = strike / (1.0 - 1.0 / e_inf)
+        h = -(b * t + 2.0 * total_vol) * strike / (s_inf - strike)
+        s = strike + (s_inf - strike) * (1.0 - exp(h))
+    else:
+        e_inf = 0.5 * (-n_minus_1 - disc)
+        s_inf = strike / (1.0 - 1.0 / e_inf)
+        h = (b * t - 2.0 * total_vol) * strike / (strike - s_inf)
+        s = s_inf + (strike - s_inf) * exp(h)
+    converged = False
+    if isfinite(s) and (s > strike if call else 0 < s < strike):
+        for _ in range(BOUNDARY_ITERATIONS):
+            f, fp = _baw_boundary_gap(s, strike, t, r, q, sigma, call, e)
+            step = f / fp
+            s_new = s - step
+            if not (isfinite(s_new) and (s_new > strike if call else 0 < s_new < strike)):
+                break
+            s = s_new
+            if fabs(step) <= BOUNDARY_TOLERANCE * s:
+                converged = True
+                break
+    if converged:
+        return s
+    # bisection: f < 0 at K; the other end is where f changes sign (doubling for calls)
+    if call:
+        lo, hi = strike, 2.0 * strike
+        for _ in range(1100):
+            if _baw_boundary_gap(hi, strike, t, r, q, sigma, call, e)[0] > 0 or not isfinite(hi):
+                break
+            lo, hi = hi, 2.0 * hi
+        if not isfinite(hi) or not _baw_boundary_gap(hi, strike, t, r, q, sigma, call, e)[0] > 0:
+            return np.inf
+    else:
+        lo, hi = 1e-12 * strike, strike  # here f > 0 at lo, f < 0 at hi
+        if not _baw_boundary_gap(lo, strike, t, r, q, sigma, call, e)[0] > 0:
+            return 0.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            break
+        f = _baw_boundary_gap(mid, strike, t, r, q, sigma, call, e)[0]
+        if (f > 0) == call:
+            hi = mid
+        else:
+            lo = mid
+    return 0.5 * (lo + hi)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _baw_boundary(
+    strike: float, t: float, r: float, q: float, sigma: float, call: bool
+) -> tuple[float, float, float]:
+    """(S*, Q, A) of the BAW approximation: the premium is A (S / S*)^Q before S*."""
+    e = _baw_exponent(t, r, q, sigma, call)
+    s_star = _baw_critical_price(strike, t, r, q, sigma, call, e)
+    if not (0 < s_star < np.inf):
+        return s_star, e, 0.0
+    d1 = (log(s_star / strike) + (r - q + 0.5 * sigma * sigma) * t) / (sigma * sqrt(t))
+    carry = exp(-q * t)
+    if call:
+        return s_star, e, s_star / e * (1.0 - carry * _norm_cdf(d1))
+    return s_star, e, -s_star / e * (1.0 - carry * _norm_cdf(-d1))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _baw_price_on_boundary(
+    spot: float,
+    strike: float,
+    t: float,
+    r: float,
+    q: float,
+    sigma: float,
+    call: bool,
+    s_star: float,
+    e: float,
+    a: float,
+) -> float:
+    """The BAW price at ``spot`` given the (spot-independent) boundary terms."""
+    intrinsic = max(spot - strike, 0.0) if call else max(strike - spot, 0.0)
+    if (spot >= s_star) if call else (spot <= s_star):
+        return intrinsic
+    euro = _bsm_price(spot, strike, t, r, q, sigma, call)
+    premium = a * (spot / s_star) ** e if a != 0 else 0.0
+    return max(euro + premium, intrinsic)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def american_price(
+    spot: float, strike: float, t: float, r: float, q: float, sigma: float, call: bool
+) -> float:
+    """Barone-Adesi & Whaley (1987) American price; never below intrinsic."""
+    intrinsic = max(spot - strike, 0.0) if call else max(strike - spot, 0.0)
+    if t <= 0:
+        return intrinsic
+    if _european_exercise_is_optimal(r, q, call) or not sigma > 0:
+        return max(_bsm_price(spot, strike, t, r, q, sigma, call), intrinsic)
+    s_star, e, a = _baw_boundary(strike, t, r, q, sigma, call)
+    return _baw_price_on_boundary(spot, strike, t, r, q, sigma, call, s_star, e, a)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _american_gap(
+    sigma: float, price: float, spot: float, strike: float, t: float, r: float, q: float,
+    call: bool,
+) -> float:  # fmt: skip
+    return american_price(spot, strike, t, r, q, sigma, call) - price
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _brent_american(
+    price: float, spot: float, strike: float, t: float, r: float, q: float, call: bool,
+    lo: float, hi: float, f_lo: float, f_hi: float,
+) -> float:  # fmt: skip
+    """Brent's method (zeroin) on BAW(sigma) - price over a sign-changing bracket."""
+    a, b, c = lo, hi, hi
+    fa, fb, fc = f_lo, f_hi, f_hi
+    d = e = b - a
+    for _ in range(BRENT_ITERATIONS):
+        if (fb > 0) == (fc > 0):
+            c, fc = a, fa
+            d = e = b - a
+        if fabs(fc) < fabs(fb):
+            a, b, c = b, c, b
+            fa, fb, fc = fb, fc, fb
+        tol = 2.0 * DBL_EPSILON * fabs(b) + 0.5 * FIXED_POINT_TOLERANCE
+        xm = 0.5 * (c - b)
+        if fabs(xm) <= tol or fb == 0:
+            return b
+        if fabs(e) >= tol and fabs(fa) > fabs(fb):
+            s = fb / fa
+            if a == c:  # secant
+                p = 2.0 * xm * s
+                qq = 1.0 - s
+            else:  # inverse quadratic interpolation
+                qq = fa / fc
+                rr = fb / fc
+                p = s * (2.0 * xm * qq * (qq - rr) - (b - a) * (rr - 1.0))
+                qq = (qq - 1.0) * (rr - 1.0) * (s - 1.0)
+            if p > 0:
+                qq = -qq
+            p = fabs(p)
+            if 2.0 * p < min(3.0 * xm * qq - fabs(tol * qq), fabs(e * qq)):
+                e = d
+                d = p / qq
+            else:
+                d = xm
+                e = d
+        else:
+            d = xm
+            e = d
+        a, fa = b, fb
+        b += d if fabs(d) > tol else (tol if xm > 0 else -tol)
+        fb = _american_gap(b, price, spot, strike, t, r, q, call)
+    return b
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def american_implied_volatility(
+    price: float, spot: float, strike: float, t: float, r: float, q: float, call: bool
+) -> tuple[float, int]:
+    """(sigma, status) with BAW(sigma) = price, for a price already checked to lie
+    strictly between the American lower bound and the upper bound.
+
+    De-Americanization: sigma <- EuropeanIV(price - (BAW(sigma) - BSM(sigma))), from the
+    European IV of the price itself, each step exact by Let's Be Rational; if that does
+    not converge (or a step leaves the European bounds), Brent on BAW(sigma) - price.
+    """
+    discount = exp(-r * t)
+    forward = spot * exp((r - q) * t)
+    sigma, code = black_implied_volatility(price / discount, forward, strike, t, call)
+    if code != SOLVED or not (isfinite(sigma) and sigma > 0):
+        sigma = 0.3
+    for _ in range(FIXED_POINT_ITERATIONS):
+        premium = american_price(spot, strike, t, r, q, sigma, call) - _bsm_price(
+            spot, strike, t, r, q, sigma, call
+        )
+        new, code = black_implied_volatility(
+            (price - premium) / discount, forward, strike, t, call
+        )
+        if code != SOLVED or not (isfinite(new) and new > 0):
+            break
+        step = new - sigma
+        sigma = new
+        if fabs(step) < FIXED_POINT_TOLERANCE:
+            return sigma, SOLVED
+    f_lo = _american_gap(SIGMA_LOW, price, spot, strike, t, r, q, call)
+    if f_lo >= 0:  # at or below the price at ~zero volatility: nothing to imply
+        return float("nan"), NO_TIME_VALUE
+    f_hi = _american_gap(SIGMA_HIGH, price, spot, strike, t, r, q, call)
+    if f_hi <= 0:  # beyond the volatilities we solve for
+        return float("nan"), ABOVE_MAXIMUM
+    sigma = _brent_american(price, spot, strike, t, r, q, call, SIGMA_LOW, SIGMA_HIGH, f_lo, f_hi)
+    return sigma, SOLVED
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _american_row(
+    price: float, spot: float, strike: float, t: float, r: float, q: float, right: int
+) -> tuple[float, float, float, float, float, float, int]:
+    """(iv, delta, gamma, vega, theta, rho, status) of one American option (BAW)."""
+    nan = float("nan")
+    finite = isfinite(price) and isfinite(spot) and isfinite(strike)
+    finite = finite and isfinite(t) and isfinite(r) and isfinite(q)
+    if not finite or right > 1 or spot <= 0 or strike <= 0 or price < 0:
+        return nan, nan, nan, nan, nan, nan, INVALID
+    if t <= 0:
+        return nan, nan, nan, nan, nan, nan, EXPIRED
+    call = right == 1
+    intrinsic = max(spot - strike, 0.0) if call else max(strike - spot, 0.0)
+    if _european_exercise_is_optimal(r, q, call):
+        if price < intrinsic * (1.0 - ITM_TIME_VALUE_FLOOR):  # only possible with r < 0 or q < 0
+            return nan, nan, nan, nan, nan, nan, BELOW_INTRINSIC
+        return _price_row(price, spot, strike, t, r, q, right)  # exactly the European row
+    if price >= (spot if call else strike):
+        return nan, nan, nan, nan, nan, nan, ABOVE_MAXIMUM
+    # lower bound: exercise now, or the European bound (the forward's discounted intrinsic)
+    forward = spot * exp((r - q) * t)
+    european_floor = exp(-r * t) * (max(forward - strike, 0.0) if call else max(strike - forward, 0.0))
+    floor = max(intrinsic, european_floor)
+    tolerance = ITM_TIME_VALUE_FLOOR * floor
+    if price < floor - tolerance:
+        return nan, nan, nan, nan, nan, nan, BELOW_INTRINSIC
+    if price - floor <= tolerance:  # on the bound (in the exercise region, if ITM)
+        return nan, nan, nan, nan, nan, nan, NO_TIME_VALUE
+    sigma, code = american_implied_volatility(price, spot, strike, t, r, q, call)
+    if code != SOLVED:
+        return nan, nan, nan, nan, nan, nan, code
+    # Greeks: finite differences of the BAW price at the solved volatility
+    s_star, e, a = _baw_boundary(strike, t, r, q, sigma, call)  # independent of the spot
+    h = SPOT_BUMP * spot
+    mid = _baw_price_on_boundary(spot, strike, t, r, q, sigma, call, s_star, e, a)
+    up = _baw_price_on_boundary(spot + h, strike, t, r, q, sigma, call, s_star, e, a)
+    down = _baw_price_on_boundary(spot - h, strike, t, r, q, sigma, call, s_star, e, a)
+    delta = (up - down) / (2.0 * h)
+    gamma = (up - 2.0 * mid + down) / (h * h)
+    h = SIGMA_BUMP * sigma
+    vega = (
+        american_price(spot, strike, t, r, q, sigma + h, call)
+        - american_price(spot, strike, t, r, q, sigma - h, call)
+    ) / (2.0 * h * 100.0)
+    if t > DAY:  # one calendar day passes
+        theta = american_price(spot, strike, t - DAY, r, q, sigma, call) - mid
+    else:  # less than a day left: the day before, one-sided
+        theta = mid - american_price(spot, strike, t + DAY, r, q, sigma, call)
+    rho = (
+        american_price(spot, strike, t, r + RATE_BUMP, q, sigma, call)
+        - american_price(spot, strike, t, r - RATE_BUMP, q, sigma, call)
+    ) / (2.0 * RATE_BUMP * 100.0)
+    return sigma, delta, gamma, vega, theta, rho, OK
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def price_all_american(
+    price: np.ndarray,
+    spot: np.ndarray,
+    strike: np.ndarray,
+    t: np.ndarray,
+    r: np.ndarray,
+    q: np.ndarray,
+    right: np.ndarray,
+    out: np.ndarray,
+    status: np.ndarray,
+) -> None:
+    """``price_all`` for American options (BAW): ``out`` (6 x n) and ``status``."""
+    for i in prange(price.shape[0]):
+        iv, delta, gamma, vega, theta, rho, code = _american_row(
+            price[i], spot[i], strike[i], t[i], r[i], q[i], right[i]
+        )
+        out[0, i] = iv
+        out[1, i] = delta
+        out[2, i] = gamma
+        out[3, i] = vega
+        out[4, i] = theta
+        out[5, i] = rho
+        status[i] = code

@@ -101,10 +101,11 @@ def with_time_series(snapshots: pl.DataFrame, bars: pl.DataFrame) -> pl.DataFram
     )
 
 
-def _share_at_or_below(window: pl.Series) -> float:
-    """The share of a window's values at or below its last value (nulls ignored)."""
+def _share_at_or_below(window: pl.Series) -> float | None:
+    """The share of a window's values at or below its last value (nulls ignored); null
+    where the last value is null, like the rank."""
     last = window[-1]
     values = window.drop_nulls()
     if last is None or values.is_empty():
-        return float("nan")
+        return None
     return float((values <= last).sum() / values.len())

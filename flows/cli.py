@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from pydantic import ValidationError
@@ -575,12 +576,30 @@ def _emit_features(summary: dict[str, Any], as_json: bool) -> None:
     out.print(table)
 
 
+def _as_of(text: str | None) -> datetime:
+    """The upper time bound of --at: a date means the end of that New York day."""
+    if text is None:
+        return datetime(9999, 1, 1, tzinfo=UTC)
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            end = datetime.combine(day + timedelta(days=1), time(), ZoneInfo("America/New_York"))
+            return (end - timedelta(microseconds=1)).astimezone(UTC)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--at {text!r}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 @features_app.command("show")
 def features_show(
     underlying: Annotated[str, typer.Argument(help="The underlying, e.g. SPY")],
     at: Annotated[
-        datetime | None,
-        typer.Option(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M"], help="As of (UTC); default: latest"),
+        str | None,
+        typer.Option(
+            help="As of: a date (its end, New York time) or YYYY-MM-DDTHH:MM (UTC); "
+            "default: the latest snapshot"
+        ),
     ] = None,
     history: Annotated[int, typer.Option(help="Also list the last N snapshots' key features")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON")] = False,
@@ -590,7 +609,7 @@ def features_show(
 
     lake = _settings().lake
     symbol = underlying.upper()
-    bound = at.replace(tzinfo=UTC) if at else datetime(9999, 1, 1, tzinfo=UTC)
+    bound = _as_of(at)
     rows = query(
         lake,
         "SELECT * FROM surface_features WHERE underlying = ? AND ts_event <= ? "

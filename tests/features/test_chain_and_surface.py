@@ -1,0 +1,134 @@
+"""option_analytics rows and surface features on constructed chains with known vols."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime
+
+import polars as pl
+import pytest
+from py_vollib.black_scholes_merton import black_scholes_merton
+
+from data_lake.calendar import exchange_calendar
+from data_lake.schemas import OPTION_QUOTES
+from features.chain import constant_rates, option_analytics
+from features.surface import surface_features
+
+DAY = date(2024, 1, 2)
+CLOSE = datetime(2024, 1, 2, 21, tzinfo=UTC)  # 16:00 New York
+SPOT, RATE, DIV = 100.0, 0.03, 0.01
+
+
+def years_to(expiry: date) -> float:
+    """Calendar time from the 2024-01-02 close to the expiry session's close (16:00 New
+    York: 21:00 UTC in winter, 20:00 after the March DST change)."""
+    last = exchange_calendar().session_on_or_before(expiry).close
+    return (last - CLOSE).total_seconds() / (365 * 86400)
+
+
+def chain(vol: callable, expiries: list[date], strikes: list[float]) -> pl.DataFrame:  # type: ignore[valid-type]
+    """A European chain priced exactly with BSM at vol(strike, t): bid/ask 1% around
+    the model price, so the mid is the model price."""
+    rows = []
+    for expiry in expiries:
+        t = years_to(expiry)
+        for strike in strikes:
+            for right in ("C", "P"):
+                sigma = vol(strike, t)
+                price = black_scholes_merton(right.lower(), SPOT, strike, t, RATE, sigma, DIV)
+                rows.append({
+                    "underlying": "XYZ", "date": DAY,
+                    "contract_id": f"XYZ{expiry:%y%m%d}{right}{int(strike * 1000):08d}",
+                    "expiry": expiry, "strike": strike, "right": right,
+                    "exercise_style": "european", "settlement": "PM", "multiplier": 100.0,
+                    "bid": price * 0.99, "ask": price * 1.01, "bid_size": 1, "ask_size": 1,
+                    "last": None, "volume": 10 if right == "P" else 5, "open_interest": 100,
+                    "underlying_price": SPOT, "ts_event": CLOSE, "ts_init": CLOSE,
+                    "source": "test",
+                })  # fmt: skip
+    return pl.DataFrame(rows, schema=OPTION_QUOTES.schema)
+
+
+def analytics_of(quotes: pl.DataFrame) -> pl.DataFrame:
+    divs = pl.DataFrame({"underlying": ["XYZ"], "date": [DAY], "div_yield": [DIV]})
+    return option_analytics(quotes, constant_rates([DAY], RATE), divs, exchange_calendar())
+
+
+EXPIRIES = [date(2024, 1, 12), date(2024, 2, 16), date(2024, 4, 19)]
+STRIKES = [float(k) for k in range(70, 131, 2)]
+
+
+def test_analytics_recover_the_pricing_volatility_and_time() -> None:
+    quotes = chain(lambda k, t: 0.2 + 0.1 * math.log(k / 100) ** 2, EXPIRIES, STRIKES)
+    result = analytics_of(quotes)
+    assert result.height == quotes.height
+    row = result.filter(pl.col("contract_id") == "XYZ240216C00100000").row(0, named=True)
+    assert row["t_years"] == pytest.approx(years_to(date(2024, 2, 16)), abs=1e-12)
+    assert row["dte_days"] == pytest.approx(45.0, abs=1e-9)
+    assert (row["price_source"], row["solver_status"], row["model"]) == (
+        "mid",
+        "ok",
+        "bsm_european",
+    )
+    assert row["iv"] == pytest.approx(0.2, abs=1e-9)
+    forward = SPOT * math.exp((RATE - DIV) * row["t_years"])
+    assert row["log_moneyness"] == pytest.approx(math.log(100 / forward), abs=1e-12)
+    assert row["spread_rel"] == pytest.approx(0.02 / 1.0, rel=1e-9)
+    solved = result.filter(pl.col("solver_status") == "ok")
+    expected = 0.2 + 0.1 * (solved["strike"] / 100).log() ** 2
+    assert ((solved["iv"] - expected).abs() < 1e-8).all()
+
+
+def test_unpriceable_rows_say_why() -> None:
+    quotes = chain(lambda k, t: 0.2, EXPIRIES[:1], [100.0]).with_columns(
+        pl.Series("bid", [None, 3.0]), pl.Series("ask", [None, 2.0]), pl.Series("last", [1.2, None])
+    )
+    quotes = pl.concat([quotes, quotes.head(1).with_columns(
+        pl.lit("XYZ240112C00999000").alias("contract_id"), pl.lit(None, pl.Float64).alias("last"),
+    )])  # fmt: skip
+    result = analytics_of(quotes)
+    assert result["price_source"].to_list() == ["last", None, None]
+    assert result["solver_status"].to_list() == ["ok", "crossed_quote", "no_price"]
+    assert result["iv"][1] is None and result["delta"][2] is None
+
+
+def test_am_settled_contracts_stop_a_session_early() -> None:
+    quotes = chain(lambda k, t: 0.2, [date(2024, 1, 19)], [100.0]).with_columns(
+        pl.lit("AM").alias("settlement")
+    )
+    result = analytics_of(quotes)
+    # last trading time: the close of Thursday 2024-01-18, 16 days after the 01-02 close
+    assert result["dte_days"].to_list() == pytest.approx([16.0, 16.0], abs=1e-9)
+
+
+def test_flat_surface_gives_its_vol_at_every_tenor_and_no_skew() -> None:
+    quotes = chain(lambda k, t: 0.25, EXPIRIES, STRIKES)
+    row = surface_features(analytics_of(quotes)).row(0, named=True)
+    for tenor in (7, 30, 60, 90):
+        assert row[f"atm_iv_{tenor}d"] == pytest.approx(0.25, abs=1e-8)
+    assert row["skew_25d_30d"] == pytest.approx(0.0, abs=1e-8)
+    assert row["curvature_25d_30d"] == pytest.approx(0.0, abs=1e-8)
+    assert row["term_slope_30_90"] == pytest.approx(0.0, abs=1e-8)
+    assert row["put_call_volume_ratio"] == pytest.approx(2.0)
+    assert row["put_call_oi_ratio"] == pytest.approx(1.0)
+
+
+def test_tenors_interpolate_in_total_variance_and_hold_flat_outside() -> None:
+    vols = {EXPIRIES[0]: 0.30, EXPIRIES[1]: 0.20, EXPIRIES[2]: 0.22}
+    t_of = {years_to(e): v for e, v in vols.items()}
+    quotes = chain(lambda k, t: t_of[t], EXPIRIES, STRIKES)
+    row = surface_features(analytics_of(quotes)).row(0, named=True)
+    t1, t2 = years_to(EXPIRIES[0]), years_to(EXPIRIES[1])
+    tenor = 30 / 365
+    w = 0.30**2 * t1 + (tenor - t1) / (t2 - t1) * (0.20**2 * t2 - 0.30**2 * t1)
+    assert row["atm_iv_30d"] == pytest.approx(math.sqrt(w / tenor), abs=1e-7)
+    assert row["atm_iv_7d"] == pytest.approx(0.30, abs=1e-7)  # before the first expiry
+    t3 = years_to(EXPIRIES[2])
+    assert t3 * 365 < 120  # 90 days is inside; beyond the last expiry IV is held flat
+
+
+def test_skewed_surface_has_positive_put_skew() -> None:
+    quotes = chain(lambda k, t: 0.2 - 0.3 * math.log(k / 100), EXPIRIES, STRIKES)
+    row = surface_features(analytics_of(quotes)).row(0, named=True)
+    assert row["skew_25d_30d"] > 0.02  # 25-delta puts (low strikes) priced richer
+    assert row["atm_iv_30d"] == pytest.approx(0.2, abs=0.01)
