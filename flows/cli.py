@@ -87,7 +87,10 @@ def _run_with_progress(
     from tasks import progress
 
     total = None
-    if params.source == "synthetic":
+    source = getattr(params, "source", None)
+    if source is None:  # not an ingest: the build-features flow
+        label = "build features"
+    elif params.source == "synthetic":
         underlyings, _ = validate_request(params, settings)  # fail fast, before Prefect starts
         label = f"ingest {','.join(underlyings)}"
         if params.start and params.end:

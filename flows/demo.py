@@ -1,8 +1,9 @@
 """``volflow demo``: the whole embedded pipeline on the synthetic market.
 
-For now: ingest a small synthetic market through the ingest-chains flow, then
-print the lake summary and a few queries. Later stages (features, training,
-signals, backtest) extend this as they land.
+Ingest a small synthetic market through the ingest-chains flow, build its
+features through the build-features flow (IV/Greeks per contract, surface
+features, labels), then print the lake summary and the 30-day ATM IV and skew
+history of SPY. Later stages (training, signals, backtest) extend this as they land.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rich.console import Console
 
 from data_lake.catalog import query
 from data_lake.status import lake_status
+from flows.features import FeatureParams, build_features
 from flows.ingest import IngestParams, ingest_chains
 from flows.settings import Settings
 
@@ -40,6 +42,15 @@ ORDER BY date DESC
 LIMIT 5
 """
 
+FEATURES_SQL = """
+SELECT date, round(atm_iv_30d, 4) AS atm_iv_30d, round(skew_25d_30d, 4) AS skew_25d,
+       round(term_slope_30_90, 4) AS term_slope, round(rv_cc_21d, 4) AS rv_21d,
+       round(vrp_30d, 4) AS vrp_30d
+FROM surface_features
+WHERE underlying = ? AND dayofweek(date) = 5
+ORDER BY date
+"""
+
 
 def run_demo(
     settings: Settings,
@@ -51,7 +62,7 @@ def run_demo(
 ) -> None:
     """Ingest, then summarize; every step goes through the same flows as production."""
     start, end = start or DEMO_START, end or DEMO_END
-    console.rule(f"1/2 ingest-chains: synthetic {','.join(DEMO_UNDERLYINGS)} {start}..{end}")
+    console.rule(f"1/3 ingest-chains: synthetic {','.join(DEMO_UNDERLYINGS)} {start}..{end}")
     # a little realistic dirt, so the quality checks and the quarantine have work to show
     params = IngestParams(
         underlyings=DEMO_UNDERLYINGS, start=start, end=end, dirt_rate=DEMO_DIRT_RATE
@@ -63,7 +74,16 @@ def run_demo(
             f"{s['rows'].get('option_quotes', 0):,} option rows, "
             f"{sum(s['quarantined'].values())} quarantined"
         )
-    console.rule("2/2 lake")
+    console.rule("2/3 build-features: IV and Greeks, surface features, labels")
+    built = run_flow(build_features, FeatureParams(underlyings=DEMO_UNDERLYINGS))
+    for underlying, s in built["underlyings"].items():
+        rows = s["rows"]
+        console.print(
+            f"{underlying}: {s['days']} days, {rows.get('option_analytics', 0):,} contracts "
+            f"priced, {rows.get('surface_features', 0)} surface rows, "
+            f"{rows.get('labels', 0)} labels"
+        )
+    console.rule("3/3 lake")
     report = lake_status(settings.lake)
     for table in report["tables"]:
         console.print(
@@ -76,12 +96,17 @@ def run_demo(
         for row in report["quarantine"]:
             console.print(f"  {row['underlying']:>5} {row['reason']:<28} {row['rows']:>5}")
     console.print("\nNearest-to-30-day ATM call of SPY, last 5 sessions (DuckDB over the lake):")
-    with pl.Config(tbl_rows=10, tbl_cols=-1, tbl_width_chars=160):
+    with pl.Config(tbl_rows=12, tbl_cols=-1, tbl_width_chars=160):
         console.print(
             str(query(settings.lake, ATM_30D_SQL, ["SPY"])), markup=False, highlight=False
+        )
+        console.print("\nSPY 30-day ATM IV, 25-delta skew, realized vol and VRP, weekly:")
+        console.print(
+            str(query(settings.lake, FEATURES_SQL, ["SPY"])), markup=False, highlight=False
         )
     console.print(
         f"\nLake: {settings.lake.root}\n"
         'Try: volflow lake status | volflow sql "SELECT underlying, count(*) FROM option_quotes '
-        'GROUP BY ALL"\nPrefect UI: make prefect-ui (then open http://127.0.0.1:4200)'
+        'GROUP BY ALL" | volflow features show SPY --history 10\n'
+        "Prefect UI: make prefect-ui (then open http://127.0.0.1:4200)"
     )
