@@ -21,8 +21,9 @@ def test_every_deployment_points_at_a_flow_with_its_name() -> None:
 
     config = yaml.safe_load((REPO / "prefect.yaml").read_text())
     names = {d["name"] for d in config["deployments"]}
-    assert names == {"ingest-chains", "backfill", "yfinance"}
-    flows = {"ingest-chains": "ingest-chains", "backfill": "backfill", "yfinance": "ingest-chains"}
+    assert names == {"ingest-chains", "backfill", "yfinance", "build-features"}
+    flows = {"ingest-chains": "ingest-chains", "backfill": "backfill",
+             "yfinance": "ingest-chains", "build-features": "build-features"}  # fmt: skip
     for deployment in config["deployments"]:
         module_path, _, attr = deployment["entrypoint"].partition(":")
         module = importlib.import_module(module_path.removesuffix(".py").replace("/", "."))
@@ -56,6 +57,9 @@ def test_prefect_deploy_registers_both_deployments_with_schedules(prefect_server
     assert sorted(ingest["schedules"]) == [
         ("0,30 10-15 * * 1-5", "America/New_York", True),
         ("15 16 * * 1-5", "America/New_York", True),
+    ]
+    assert deployments["build-features"]["schedules"] == [
+        ("40 16 * * 1-5", "America/New_York", True)
     ]
     live = deployments["yfinance"]  # needs the network: registered paused
     assert live["schedules"] == [("5,35 10-15 * * 1-5", "America/New_York", False)]
