@@ -5,12 +5,13 @@ that underlying's snapshots) and records ``ts_end``, the snapshot it becomes kno
 * ``atm_iv_30d_change``: ``atm_iv_30d(t+h) - atm_iv_30d(t)``.
 * ``straddle_dh_ret``: the return of a delta-hedged at-the-money straddle bought at
   ``t`` and sold at ``t+h``, net of costs. The straddle is the call and put of the
-  expiry nearest 30 days (at least ``h`` + 2 snapshots' worth of days away) at the
-  strike nearest the forward. It is bought at the ask and sold at the bid (half the
-  quoted spread each way: ``SPREAD_COST_SHARE`` of the relative spread on each leg),
-  and its delta is hedged with the underlying at every snapshot in between, at no
-  cost. Return = (straddle P&L + hedge P&L - costs) / straddle premium at t.
-  A straddle whose legs are missing at any snapshot in between has no label.
+  expiry nearest 30 days (at least ``2h + 2`` calendar days away, so it outlives the horizon) at the
+  strike nearest the forward (ties: the earlier expiry, the lower strike). It is
+  bought at the ask and sold at the bid (half the quoted spread each way:
+  ``SPREAD_COST_SHARE`` of the relative spread on each leg), and its delta is hedged
+  with the underlying at every snapshot in between, at no cost. Return = (straddle
+  P&L + hedge P&L - costs) / straddle premium at t. A straddle whose legs are missing
+  at any snapshot in between has no label.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def iv_change_labels(surface: pl.DataFrame, horizon: int) -> pl.DataFrame:
         pl.lit(horizon, pl.Int32).alias("horizon_periods"),
         (ahead - pl.col("atm_iv_30d")).alias("value"),
         pl.col("ts_event").shift(-horizon).over("underlying").alias("ts_end"),
-    ).filter(pl.col("ts_end").is_not_null())
+    ).filter(pl.col("ts_end").is_not_null() & pl.col("value").is_not_null())
 
 
 def _straddles(analytics: pl.DataFrame, horizon: int) -> pl.DataFrame:
@@ -54,7 +55,7 @@ def _straddles(analytics: pl.DataFrame, horizon: int) -> pl.DataFrame:
     by_expiry = ok.group_by("underlying", "ts_event", "expiry").agg(
         (pl.col("dte_days").first() - TARGET_DTE_DAYS).abs().alias("_gap")
     )
-    expiry = by_expiry.sort("_gap").group_by("underlying", "ts_event").first()
+    expiry = by_expiry.sort("_gap", "expiry").group_by("underlying", "ts_event").first()
     legs = ok.join(expiry.drop("_gap"), on=["underlying", "ts_event", "expiry"])
     both = (
         legs.group_by("underlying", "ts_event", "expiry", "strike")
@@ -65,15 +66,27 @@ def _straddles(analytics: pl.DataFrame, horizon: int) -> pl.DataFrame:
         )
         .drop_nulls(["call_id", "put_id"])
     )
-    return both.sort("_distance").group_by("underlying", "ts_event").first().drop("_distance")
+    return (
+        both.sort("_distance", "strike")
+        .group_by("underlying", "ts_event")
+        .first()
+        .drop("_distance")
+    )
 
 
 def straddle_labels(analytics: pl.DataFrame, horizon: int) -> pl.DataFrame:
     """``straddle_dh_ret`` at every snapshot that has ``horizon`` snapshots after it."""
     index = snapshot_index(analytics)
     dates = analytics.select("underlying", "ts_event", "date").unique()
+    # a leg without a price or a finite delta (unquoted, or the IV solver failed) is a
+    # missing leg: no label, rather than a null or NaN step in the sums
+    usable = analytics.filter(
+        pl.col("price").is_not_null()
+        & pl.col("delta").is_finite()
+        & pl.col("underlying_price").is_not_null()
+    )
     chosen = (
-        _straddles(analytics, horizon)
+        _straddles(usable, horizon)
         .join(index, on=["underlying", "ts_event"])
         .join(dates, on=["underlying", "ts_event"])
     )
@@ -83,7 +96,7 @@ def straddle_labels(analytics: pl.DataFrame, horizon: int) -> pl.DataFrame:
         .with_columns((pl.col("_i") + pl.col("_step")).alias("_j"))
         .join(index.rename({"ts_event": "_ts", "_i": "_j"}), on=["underlying", "_j"])
     )
-    quotes = analytics.select(
+    quotes = usable.select(
         "underlying",
         pl.col("ts_event").alias("_ts"),
         "contract_id",

@@ -357,12 +357,7 @@ def random_history(seed: int, n_days: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     snaps, bars = [], []
     for u, name in enumerate(("AAA", "BBB")):
         bars.append(bars_frame(name, days, random_ohlc(n_days, seed=seed + u)))
-        times = [
-            at(d, clock)
-            for d in days
-            for clock in (MIDDAY, CLOSE)
-            if rng.random() < 0.6
-        ]
+        times = [at(d, clock) for d in days for clock in (MIDDAY, CLOSE) if rng.random() < 0.6]
         values = {c: rng.normal(0.2, 0.04, len(times)).tolist() for c in CHANGED}
         snaps.append(snapshots_frame(name, times, values))
     return pl.concat(snaps), pl.concat(bars)
