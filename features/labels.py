@@ -5,8 +5,8 @@ that underlying's snapshots) and records ``ts_end``, the snapshot it becomes kno
 * ``atm_iv_30d_change``: ``atm_iv_30d(t+h) - atm_iv_30d(t)``.
 * ``straddle_dh_ret``: the return of a delta-hedged at-the-money straddle bought at
   ``t`` and sold at ``t+h``, net of costs. The straddle is the call and put of the
-  expiry nearest 30 days (at least ``2h + 2`` calendar days away, so it outlives the horizon) at the
-  strike nearest the forward (ties: the earlier expiry, the lower strike). It is
+  expiry nearest 30 days (at least ``2h + 2`` calendar days away, so it outlives the
+  horizon) at the strike nearest the forward (ties: the earlier expiry, the lower strike). It is
   bought at the ask and sold at the bid (half the quoted spread each way:
   ``SPREAD_COST_SHARE`` of the relative spread on each leg), and its delta is hedged
   with the underlying at every snapshot in between, at no cost. Return = (straddle
