@@ -22,7 +22,6 @@ import time
 from datetime import date
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data_lake.catalog import query
@@ -49,8 +48,18 @@ def main() -> None:
             for chunk in chunked(generate(underlying, args.start, args.end, SyntheticConfig()), 20):
                 write_batches(lake, chunk)
         quotes = query(lake, "SELECT count(*) FROM option_quotes").item()
-        print(f"bench_features: {','.join(underlyings)} {args.start}..{args.end}: "
-              f"{quotes:,} option rows (lake built in {time.perf_counter() - started:.0f} s)\n")
+        print(
+            f"bench_features: {','.join(underlyings)} {args.start}..{args.end}: "
+            f"{quotes:,} option rows (lake built in {time.perf_counter() - started:.0f} s)\n"
+        )
+        implied_vol_and_greeks(
+            query(
+                lake,
+                "SELECT 1.0 AS price, 1.0 AS spot, 1.0 AS strike, "
+                "0.1 AS t_years, 0.0 AS rate, 0.0 AS div_yield, 'C' AS "
+                '"right"',
+            )
+        )  # warm the kernel: compiling is not timed
         total_rows, total_seconds = 0, 0.0
         for underlying in underlyings:
             started = time.perf_counter()
@@ -58,21 +67,28 @@ def main() -> None:
             seconds = time.perf_counter() - started
             rows = summary["rows"]["option_analytics"]
             total_rows, total_seconds = total_rows + rows, total_seconds + seconds
-            print(f"{underlying}: {summary['days']} days, {rows:,} option rows in {seconds:.1f} s "
-                  f"= {rows / seconds:,.0f} rows/s; surface {summary['rows']['surface_features']}, "
-                  f"labels {summary['rows']['labels']}")
+            print(
+                f"{underlying}: {summary['days']} days, {rows:,} option rows in {seconds:.1f} s "
+                f"= {rows / seconds:,.0f} rows/s; surface {summary['rows']['surface_features']}, "
+                f"labels {summary['rows']['labels']}"
+            )
         kernel_input = query(
             lake,
-            "SELECT price, underlying_price AS spot, strike, t_years, rate, div_yield, \\"right\\" "
+            'SELECT price, underlying_price AS spot, strike, t_years, rate, div_yield, "right" '
             "FROM option_analytics WHERE price IS NOT NULL",
         )
+        implied_vol_and_greeks(kernel_input.head(1000))  # compiled (or loaded) already
         started = time.perf_counter()
         implied_vol_and_greeks(kernel_input)
         kernel = time.perf_counter() - started
-        print(f"\nfull rebuild: {total_rows:,} option rows in {total_seconds:.1f} s = "
-              f"{total_rows / total_seconds:,.0f} option rows/s end to end")
-        print(f"IV + Greeks kernel alone on the same {kernel_input.height:,} rows: {kernel:.1f} s "
-              f"({100 * kernel / total_seconds:.0f}% of the rebuild)")
+        print(
+            f"\nfull rebuild: {total_rows:,} option rows in {total_seconds:.1f} s = "
+            f"{total_rows / total_seconds:,.0f} option rows/s end to end"
+        )
+        print(
+            f"IV + Greeks kernel alone on the same {kernel_input.height:,} rows: {kernel:.1f} s "
+            f"({100 * kernel / total_seconds:.0f}% of the rebuild)"
+        )
 
 
 if __name__ == "__main__":

@@ -232,7 +232,7 @@ def normalised_call_volatility(beta: float, x: float) -> float:
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def black_implied_volatility(
+def black_implied_volatility(  # noqa: PLR0911 (one exit per status)
     price: float, forward: float, strike: float, t: float, call: bool
 ) -> tuple[float, int]:
     """(sigma, status) of an undiscounted Black price; sigma is NaN unless SOLVED."""
@@ -255,6 +255,8 @@ def black_implied_volatility(
     if time_value <= 0:
         return float("nan"), NO_TIME_VALUE
     beta = time_value / (sqrt(forward) * sqrt(strike))
+    if beta < DBL_MIN:  # a subnormal normalised price: too few bits to solve from
+        return float("nan"), NO_TIME_VALUE
     x_otm = -fabs(x)
     if beta >= exp(0.5 * x_otm):
         return float("nan"), ABOVE_MAXIMUM
@@ -343,15 +345,17 @@ def price_all(
 #
 # G. Barone-Adesi and R. E. Whaley, "Efficient Analytic Approximation of American Option
 # Values", Journal of Finance 42 (1987) 301-320; the critical-price seed and Newton step
-# as in E. G. Haug, "The Complete Guide to Option Pricing Formulas" (2nd ed., 2007), 3.1.
+# as in E. G. Haug, "The Complete Guide to Option Pricing Formulas" (McGraw-Hill).
 # Cost of carry b = r - q; the American value is the European one plus A (S / S*)^Q on the
 # continuation side of the critical price S*, and the intrinsic value beyond it.
 
-BOUNDARY_ITERATIONS = 100  # Newton on the critical price (converges in a handful)
-BOUNDARY_TOLERANCE = 1e-14  # relative Newton step at which S* is taken as converged
+BOUNDARY_ITERATIONS = 100  # Newton on the critical price from Haug's seed (a handful)
+WARM_ITERATIONS = 20  # Newton from the critical price of a nearby volatility (one or two)
+BOUNDARY_TOLERANCE = 1e-10  # relative Newton step after which S* is taken as converged
 SIGMA_LOW, SIGMA_HIGH = 1e-4, 5.0  # the bracket of the safeguarded (Brent) fallback
 FIXED_POINT_ITERATIONS = 30
 FIXED_POINT_TOLERANCE = 1e-12  # |d sigma| at which the de-Americanization has converged
+REPRICE_TOLERANCE = 1e-7  # relative: a converged fixed point must reprice the option
 BRENT_ITERATIONS = 200
 DAY = 1.0 / 365.0
 SPOT_BUMP = 1e-4  # relative: delta and gamma
@@ -424,64 +428,65 @@ def _baw_boundary_gap(
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _baw_critical_price(
-    strike: float, t: float, r: float, q: float, sigma: float, call: bool, e: float
-) -> float:
-    """The critical price S*: Haug's seed, Newton, and bisection if Newton misbehaves.
+def _baw_newton(
+    s: float, strike: float, t: float, r: float, q: float, sigma: float, call: bool, e: float,
+    iterations: int,
+) -> float:  # fmt: skip
+    """Newton on the critical-price equation from s; NaN if it leaves the side of K the
+    root is on, or does not converge in ``iterations`` steps."""
+    if not (isfinite(s) and (s > strike if call else 0 < s < strike)):
+        return float("nan")
+    for _ in range(iterations):
+        f, fp = _baw_boundary_gap(s, strike, t, r, q, sigma, call, e)
+        step = f / fp
+        s_new = s - step
+        if not (isfinite(s_new) and (s_new > strike if call else 0 < s_new < strike)):
+            return float("nan")
+        s = s_new
+        if fabs(step) <= BOUNDARY_TOLERANCE * s:  # quadratic: what is left is far smaller
+            return s
+    return float("nan")
 
-    Returns +inf (call) or 0 (put) when there is no finite critical price (the premium
-    then vanishes: the limits q -> 0+ for calls and r -> 0+ for puts).
-    """
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _haug_seed(strike: float, t: float, r: float, q: float, sigma: float, call: bool) -> float:
+    """Haug's starting point for S*: the perpetual option's critical price, pulled toward
+    the strike for short maturities."""
     b = r - q
     v2 = sigma * sigma
     total_vol = sigma * sqrt(t)
     n_minus_1 = 2.0 * b / v2 - 1.0
-    m = 2.0 * r / v2
-    disc = sqrt(max(n_minus_1 * n_minus_1 + 4.0 * m, 0.0))
-    # seed: the perpetual option's critical price, pulled toward K for short maturities
+    disc = sqrt(max(n_minus_1 * n_minus_1 + 8.0 * r / v2, 0.0))
     if call:
-        e_inf = 0.5 * (-n_minus_1 + disc)
-        s_inf = strike / (1.0 - 1.0 / e_inf)
+        s_inf = strike / (1.0 - 1.0 / (0.5 * (-n_minus_1 + disc)))
         h = -(b * t + 2.0 * total_vol) * strike / (s_inf - strike)
-        s = strike + (s_inf - strike) * (1.0 - exp(h))
-    else:
-        e_inf = 0.5 * (-n_minus_1 - disc)
-        s_inf = strike / (1.0 - 1.0 / e_inf)
-        h = (b * t - 2.0 * total_vol) * strike / (strike - s_inf)
-        s = s_inf + (strike - s_inf) * exp(h)
-    converged = False
-    if isfinite(s) and (s > strike if call else 0 < s < strike):
-        for _ in range(BOUNDARY_ITERATIONS):
-            f, fp = _baw_boundary_gap(s, strike, t, r, q, sigma, call, e)
-            step = f / fp
-            s_new = s - step
-            if not (isfinite(s_new) and (s_new > strike if call else 0 < s_new < strike)):
-                break
-            s = s_new
-            if fabs(step) <= BOUNDARY_TOLERANCE * s:
-                converged = True
-                break
-    if converged:
-        return s
-    # bisection: f < 0 at K; the other end is where f changes sign (doubling for calls)
+        return strike + (s_inf - strike) * (1.0 - exp(h))
+    s_inf = strike / (1.0 - 1.0 / (0.5 * (-n_minus_1 - disc)))
+    h = (b * t - 2.0 * total_vol) * strike / (strike - s_inf)
+    return s_inf + (strike - s_inf) * exp(h)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _baw_bisect(
+    strike: float, t: float, r: float, q: float, sigma: float, call: bool, e: float
+) -> float:
+    """S* by bisection: f < 0 at K, and changes sign at the other end of the bracket
+    (found by doubling for calls). +inf (call) or 0 (put) when it does not."""
     if call:
         lo, hi = strike, 2.0 * strike
-        for _ in range(1100):
-            if _baw_boundary_gap(hi, strike, t, r, q, sigma, call, e)[0] > 0 or not isfinite(hi):
-                break
+        while isfinite(hi) and not _baw_boundary_gap(hi, strike, t, r, q, sigma, call, e)[0] > 0:
             lo, hi = hi, 2.0 * hi
-        if not isfinite(hi) or not _baw_boundary_gap(hi, strike, t, r, q, sigma, call, e)[0] > 0:
+        if not isfinite(hi):
             return np.inf
     else:
-        lo, hi = 1e-12 * strike, strike  # here f > 0 at lo, f < 0 at hi
+        lo, hi = 1e-12 * strike, strike  # f > 0 at lo, f < 0 at hi
         if not _baw_boundary_gap(lo, strike, t, r, q, sigma, call, e)[0] > 0:
             return 0.0
     for _ in range(200):
         mid = 0.5 * (lo + hi)
         if mid <= lo or mid >= hi:
             break
-        f = _baw_boundary_gap(mid, strike, t, r, q, sigma, call, e)[0]
-        if (f > 0) == call:
+        if (_baw_boundary_gap(mid, strike, t, r, q, sigma, call, e)[0] > 0) == call:
             hi = mid
         else:
             lo = mid
@@ -489,12 +494,34 @@ def _baw_critical_price(
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _baw_critical_price(
+    strike: float, t: float, r: float, q: float, sigma: float, call: bool, e: float,
+    seed: float,
+) -> float:  # fmt: skip
+    """The critical price S*: Newton from ``seed`` (the S* of a nearby volatility, time or
+    rate; NaN for none), else from Haug's seed, else bisection.
+
+    Returns +inf (call) or 0 (put) when there is no finite critical price (the premium
+    then vanishes: the limits q -> 0+ for calls and r -> 0+ for puts).
+    """
+    s = _baw_newton(seed, strike, t, r, q, sigma, call, e, WARM_ITERATIONS)
+    if isfinite(s):
+        return s
+    s = _haug_seed(strike, t, r, q, sigma, call)
+    s = _baw_newton(s, strike, t, r, q, sigma, call, e, BOUNDARY_ITERATIONS)
+    if isfinite(s):
+        return s
+    return _baw_bisect(strike, t, r, q, sigma, call, e)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _baw_boundary(
-    strike: float, t: float, r: float, q: float, sigma: float, call: bool
+    strike: float, t: float, r: float, q: float, sigma: float, call: bool, seed: float
 ) -> tuple[float, float, float]:
-    """(S*, Q, A) of the BAW approximation: the premium is A (S / S*)^Q before S*."""
+    """(S*, Q, A) of the BAW approximation: the premium is A (S / S*)^Q before S*.
+    ``seed``: a nearby S* to start Newton from, or NaN."""
     e = _baw_exponent(t, r, q, sigma, call)
-    s_star = _baw_critical_price(strike, t, r, q, sigma, call, e)
+    s_star = _baw_critical_price(strike, t, r, q, sigma, call, e, seed)
     if not (0 < s_star < np.inf):
         return s_star, e, 0.0
     d1 = (log(s_star / strike) + (r - q + 0.5 * sigma * sigma) * t) / (sigma * sqrt(t))
@@ -527,31 +554,43 @@ def _baw_price_on_boundary(
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _american_price_seeded(
+    spot: float, strike: float, t: float, r: float, q: float, sigma: float, call: bool,
+    seed: float,
+) -> tuple[float, float]:  # fmt: skip
+    """(BAW price, S*) with Newton for S* started from ``seed`` (NaN: Haug's seed);
+    S* is NaN where the European value is the American one."""
+    intrinsic = max(spot - strike, 0.0) if call else max(strike - spot, 0.0)
+    if t <= 0:
+        return intrinsic, float("nan")
+    if _european_exercise_is_optimal(r, q, call) or not sigma > 0:
+        return max(_bsm_price(spot, strike, t, r, q, sigma, call), intrinsic), float("nan")
+    s_star, e, a = _baw_boundary(strike, t, r, q, sigma, call, seed)
+    return _baw_price_on_boundary(spot, strike, t, r, q, sigma, call, s_star, e, a), s_star
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def american_price(
     spot: float, strike: float, t: float, r: float, q: float, sigma: float, call: bool
 ) -> float:
     """Barone-Adesi & Whaley (1987) American price; never below intrinsic."""
-    intrinsic = max(spot - strike, 0.0) if call else max(strike - spot, 0.0)
-    if t <= 0:
-        return intrinsic
-    if _european_exercise_is_optimal(r, q, call) or not sigma > 0:
-        return max(_bsm_price(spot, strike, t, r, q, sigma, call), intrinsic)
-    s_star, e, a = _baw_boundary(strike, t, r, q, sigma, call)
-    return _baw_price_on_boundary(spot, strike, t, r, q, sigma, call, s_star, e, a)
+    return _american_price_seeded(spot, strike, t, r, q, sigma, call, float("nan"))[0]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _american_gap(
     sigma: float, price: float, spot: float, strike: float, t: float, r: float, q: float,
-    call: bool,
-) -> float:  # fmt: skip
-    return american_price(spot, strike, t, r, q, sigma, call) - price
+    call: bool, seed: float,
+) -> tuple[float, float]:  # fmt: skip
+    """(BAW(sigma) - price, S* at sigma)."""
+    value, s_star = _american_price_seeded(spot, strike, t, r, q, sigma, call, seed)
+    return value - price, s_star
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _brent_american(
     price: float, spot: float, strike: float, t: float, r: float, q: float, call: bool,
-    lo: float, hi: float, f_lo: float, f_hi: float,
+    lo: float, hi: float, f_lo: float, f_hi: float, seed: float,
 ) -> float:  # fmt: skip
     """Brent's method (zeroin) on BAW(sigma) - price over a sign-changing bracket."""
     a, b, c = lo, hi, hi
@@ -592,7 +631,7 @@ def _brent_american(
             e = d
         a, fa = b, fb
         b += d if fabs(d) > tol else (tol if xm > 0 else -tol)
-        fb = _american_gap(b, price, spot, strike, t, r, q, call)
+        fb, seed = _american_gap(b, price, spot, strike, t, r, q, call, seed)
     return b
 
 
@@ -612,27 +651,51 @@ def american_implied_volatility(
     sigma, code = black_implied_volatility(price / discount, forward, strike, t, call)
     if code != SOLVED or not (isfinite(sigma) and sigma > 0):
         sigma = 0.3
+    s_star = float("nan")  # each step starts Newton for S* from the last step's
     for _ in range(FIXED_POINT_ITERATIONS):
-        premium = american_price(spot, strike, t, r, q, sigma, call) - _bsm_price(
-            spot, strike, t, r, q, sigma, call
-        )
-        new, code = black_implied_volatility(
-            (price - premium) / discount, forward, strike, t, call
-        )
+        value, s_star = _american_price_seeded(spot, strike, t, r, q, sigma, call, s_star)
+        premium = value - _bsm_price(spot, strike, t, r, q, sigma, call)
+        new, code = black_implied_volatility((price - premium) / discount, forward, strike, t, call)
         if code != SOLVED or not (isfinite(new) and new > 0):
             break
         step = new - sigma
         sigma = new
         if fabs(step) < FIXED_POINT_TOLERANCE:
-            return sigma, SOLVED
-    f_lo = _american_gap(SIGMA_LOW, price, spot, strike, t, r, q, call)
+            if fabs(value - price) <= REPRICE_TOLERANCE * price:
+                return sigma, SOLVED
+            break  # a European step fitted noise (a subnormal price): solve directly
+    f_lo = _american_gap(SIGMA_LOW, price, spot, strike, t, r, q, call, float("nan"))[0]
     if f_lo >= 0:  # at or below the price at ~zero volatility: nothing to imply
         return float("nan"), NO_TIME_VALUE
-    f_hi = _american_gap(SIGMA_HIGH, price, spot, strike, t, r, q, call)
+    f_hi, s_star = _american_gap(SIGMA_HIGH, price, spot, strike, t, r, q, call, float("nan"))
     if f_hi <= 0:  # beyond the volatilities we solve for
         return float("nan"), ABOVE_MAXIMUM
-    sigma = _brent_american(price, spot, strike, t, r, q, call, SIGMA_LOW, SIGMA_HIGH, f_lo, f_hi)
+    sigma = _brent_american(
+        price, spot, strike, t, r, q, call, SIGMA_LOW, SIGMA_HIGH, f_lo, f_hi, s_star
+    )
     return sigma, SOLVED
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _american_bounds(
+    price: float, spot: float, strike: float, t: float, r: float, q: float, call: bool
+) -> int:
+    """SOLVED if an American price lies strictly inside its no-arbitrage bounds, else
+    the status saying on which side it is. The lower bound is the larger of exercising
+    now (the intrinsic value on the spot) and the European bound (the forward's
+    discounted intrinsic value); within a relative 1e-11 of it, no time value is left."""
+    if price >= (spot if call else strike):
+        return ABOVE_MAXIMUM
+    intrinsic = max(spot - strike, 0.0) if call else max(strike - spot, 0.0)
+    forward = spot * exp((r - q) * t)
+    european = max(forward - strike, 0.0) if call else max(strike - forward, 0.0)
+    floor = max(intrinsic, exp(-r * t) * european)
+    tolerance = ITM_TIME_VALUE_FLOOR * floor
+    if price < floor - tolerance:
+        return BELOW_INTRINSIC
+    if price - floor <= tolerance:  # on the bound (in the exercise region, if ITM)
+        return NO_TIME_VALUE
+    return SOLVED
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -645,30 +708,22 @@ def _american_row(
     finite = finite and isfinite(t) and isfinite(r) and isfinite(q)
     if not finite or right > 1 or spot <= 0 or strike <= 0 or price < 0:
         return nan, nan, nan, nan, nan, nan, INVALID
-    if t <= 0:
-        return nan, nan, nan, nan, nan, nan, EXPIRED
     call = right == 1
     intrinsic = max(spot - strike, 0.0) if call else max(strike - spot, 0.0)
-    if _european_exercise_is_optimal(r, q, call):
-        if price < intrinsic * (1.0 - ITM_TIME_VALUE_FLOOR):  # only possible with r < 0 or q < 0
-            return nan, nan, nan, nan, nan, nan, BELOW_INTRINSIC
-        return _price_row(price, spot, strike, t, r, q, right)  # exactly the European row
-    if price >= (spot if call else strike):
-        return nan, nan, nan, nan, nan, nan, ABOVE_MAXIMUM
-    # lower bound: exercise now, or the European bound (the forward's discounted intrinsic)
-    forward = spot * exp((r - q) * t)
-    european_floor = exp(-r * t) * (max(forward - strike, 0.0) if call else max(strike - forward, 0.0))
-    floor = max(intrinsic, european_floor)
-    tolerance = ITM_TIME_VALUE_FLOOR * floor
-    if price < floor - tolerance:
-        return nan, nan, nan, nan, nan, nan, BELOW_INTRINSIC
-    if price - floor <= tolerance:  # on the bound (in the exercise region, if ITM)
-        return nan, nan, nan, nan, nan, nan, NO_TIME_VALUE
-    sigma, code = american_implied_volatility(price, spot, strike, t, r, q, call)
+    if t > 0 and _european_exercise_is_optimal(r, q, call):
+        if price >= intrinsic * (1.0 - ITM_TIME_VALUE_FLOOR):  # not so only if r or q < 0
+            return _price_row(price, spot, strike, t, r, q, right)  # exactly the European row
+        code = BELOW_INTRINSIC
+    else:
+        code = EXPIRED if t <= 0 else _american_bounds(price, spot, strike, t, r, q, call)
+    sigma = nan
+    if code == SOLVED:
+        sigma, code = american_implied_volatility(price, spot, strike, t, r, q, call)
     if code != SOLVED:
         return nan, nan, nan, nan, nan, nan, code
-    # Greeks: finite differences of the BAW price at the solved volatility
-    s_star, e, a = _baw_boundary(strike, t, r, q, sigma, call)  # independent of the spot
+    # Greeks: finite differences of the BAW price at the solved volatility; S* does not
+    # depend on the spot, and seeds Newton for the S* of the bumped volatility, time, rate
+    s_star, e, a = _baw_boundary(strike, t, r, q, sigma, call, float("nan"))
     h = SPOT_BUMP * spot
     mid = _baw_price_on_boundary(spot, strike, t, r, q, sigma, call, s_star, e, a)
     up = _baw_price_on_boundary(spot + h, strike, t, r, q, sigma, call, s_star, e, a)
@@ -676,18 +731,16 @@ def _american_row(
     delta = (up - down) / (2.0 * h)
     gamma = (up - 2.0 * mid + down) / (h * h)
     h = SIGMA_BUMP * sigma
-    vega = (
-        american_price(spot, strike, t, r, q, sigma + h, call)
-        - american_price(spot, strike, t, r, q, sigma - h, call)
-    ) / (2.0 * h * 100.0)
+    up = _american_price_seeded(spot, strike, t, r, q, sigma + h, call, s_star)[0]
+    down = _american_price_seeded(spot, strike, t, r, q, sigma - h, call, s_star)[0]
+    vega = (up - down) / (2.0 * h * 100.0)
     if t > DAY:  # one calendar day passes
-        theta = american_price(spot, strike, t - DAY, r, q, sigma, call) - mid
+        theta = _american_price_seeded(spot, strike, t - DAY, r, q, sigma, call, s_star)[0] - mid
     else:  # less than a day left: the day before, one-sided
-        theta = mid - american_price(spot, strike, t + DAY, r, q, sigma, call)
-    rho = (
-        american_price(spot, strike, t, r + RATE_BUMP, q, sigma, call)
-        - american_price(spot, strike, t, r - RATE_BUMP, q, sigma, call)
-    ) / (2.0 * RATE_BUMP * 100.0)
+        theta = mid - _american_price_seeded(spot, strike, t + DAY, r, q, sigma, call, s_star)[0]
+    up = _american_price_seeded(spot, strike, t, r + RATE_BUMP, q, sigma, call, s_star)[0]
+    down = _american_price_seeded(spot, strike, t, r - RATE_BUMP, q, sigma, call, s_star)[0]
+    rho = (up - down) / (2.0 * RATE_BUMP * 100.0)
     return sigma, delta, gamma, vega, theta, rho, OK
 
 

@@ -232,3 +232,11 @@ def test_round_trip_property(
         assert row["solver_status"] in ("no_time_value", "below_intrinsic")
         assert vega * sigma < 1e-9 * max(price, 1e-300) or price < 1e-300
     assert np.isfinite(row["iv"]) == (row["solver_status"] == "ok")
+
+
+def test_subnormal_price_is_not_solved_into_a_plausible_looking_volatility() -> None:
+    # regression: the solver returned "ok" with sigma 0.305 for a price of 5e-324
+    frame = options(price=[5e-324], spot=[192.63], strike=[259.99], t_years=[0.0456],
+                    rate=[0.0688], div_yield=[0.0], right=["C"])  # fmt: skip
+    row = implied_vol_and_greeks(frame).row(0, named=True)
+    assert row["solver_status"] == "no_time_value" and math.isnan(row["iv"])
