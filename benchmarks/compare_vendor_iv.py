@@ -59,6 +59,8 @@ def describe(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
         frame.group_by(by)
         .agg(
             pl.len().alias("n"),
+            (pl.col("iv").median() * 100).round(1).alias("ours_median"),
+            (pl.col("vendor_iv").median() * 100).round(1).alias("vendor_median"),
             diff.median().round(2).alias("median"),
             diff.quantile(0.1).round(2).alias("p10"),
             diff.quantile(0.9).round(2).alias("p90"),
@@ -85,7 +87,7 @@ def main() -> None:
         frame = compared(lake)
         with pl.Config(tbl_rows=40, tbl_cols=-1, tbl_width_chars=160):
             print(f"contracts with both IVs: {frame.height:,}\n")
-            print("ours (European BSM) - vendor, vol points:")
+            print("ours (American, BAW) - vendor, vol points (IV medians in vol points):")
             print(describe(frame, ["underlying"]))
             print(describe(frame, ["underlying", "right", "moneyness"]))
 

@@ -11,10 +11,10 @@ calendar): no I/O, no clock. For each quote row:
   AM), over 365 days; ``dte_days`` the same in days.
 * ``rate`` and ``div_yield`` as of the snapshot's date; the forward
   ``F = S exp((r - q) t)`` and ``log_moneyness = ln(K / F)``.
-* IV and Greeks from ``features.greeks`` (Black-Scholes-Merton), ``model``
-  "bsm_european". American contracts are priced with the same European model for
-  now: their IVs are an upper bound where early exercise has value (deep
-  in-the-money puts, calls before a dividend); see ``docs/FEATURES.md``.
+* IV and Greeks: European contracts by Black-Scholes-Merton (``features.greeks``,
+  ``model`` "bsm_european"); American ones (US single stocks) by Barone-Adesi-Whaley
+  (``features.american``, ``model`` "baw_american"), so the early-exercise premium
+  of in-the-money puts and calls before dividends is not read as volatility.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ import polars as pl
 
 from data_lake.calendar import ExchangeCalendar, last_trading_time
 from data_lake.schemas import OPTION_ANALYTICS
+from features.american import american_implied_vol_and_greeks
 from features.greeks import implied_vol_and_greeks
 
 YEAR_SECONDS = 365.0 * 86400.0
-MODEL = "bsm_european"
+MODELS = {"european": "bsm_european", "american": "baw_american"}
 
 
 def _last_trading_times(quotes: pl.DataFrame, calendar: ExchangeCalendar) -> pl.DataFrame:
@@ -93,7 +94,7 @@ def option_analytics(
             pl.col("div_yield").fill_null(0.0),
         )
     )
-    solved = implied_vol_and_greeks(frame.with_columns(pl.col("underlying_price").alias("spot")))
+    solved = _solved(frame.with_columns(pl.col("underlying_price").alias("spot")))
     status = pl.coalesce(pl.col("_pre_status"), pl.col("solver_status").cast(pl.String))
     greeks = ("iv", "delta", "gamma", "vega", "theta", "rho")
     unpriced = pl.col("_pre_status").is_not_null()
@@ -124,12 +125,28 @@ def option_analytics(
         pl.when(unpriced).then(None).otherwise(pl.col("theta")).alias("theta_per_day"),
         pl.when(unpriced).then(None).otherwise(pl.col("rho")).alias("rho_per_pct_rate"),
         status.alias("solver_status"),
-        pl.lit(MODEL).alias("model"),
+        pl.when(pl.col("exercise_style") == "american")
+        .then(pl.lit(MODELS["american"]))
+        .otherwise(pl.lit(MODELS["european"]))
+        .alias("model"),
         "volume",
         "open_interest",
         "ts_init",
         "source",
     ).cast(dict(OPTION_ANALYTICS.schema))  # type: ignore[arg-type]
+
+
+def _solved(frame: pl.DataFrame) -> pl.DataFrame:
+    """IV and Greeks by each row's exercise style, rows in their input order."""
+    american = pl.col("exercise_style") == "american"
+    if not frame.select(american.any()).item():
+        return implied_vol_and_greeks(frame)
+    indexed = frame.with_row_index("_row")
+    parts = [
+        implied_vol_and_greeks(indexed.filter(~american)),
+        american_implied_vol_and_greeks(indexed.filter(american)),
+    ]
+    return pl.concat(parts).sort("_row").drop("_row")
 
 
 def constant_rates(days: list[date], rate: float) -> pl.DataFrame:

@@ -132,3 +132,23 @@ def test_skewed_surface_has_positive_put_skew() -> None:
     row = surface_features(analytics_of(quotes)).row(0, named=True)
     assert row["skew_25d_30d"] > 0.02  # 25-delta puts (low strikes) priced richer
     assert row["atm_iv_30d"] == pytest.approx(0.2, abs=0.01)
+
+
+def test_american_contracts_are_solved_with_the_american_model() -> None:
+    quotes = chain(lambda k, t: 0.25, EXPIRIES[1:2], [80.0, 100.0, 120.0]).with_columns(
+        pl.when(pl.col("strike") != 100.0)
+        .then(pl.lit("american"))
+        .otherwise(pl.lit("european"))
+        .alias("exercise_style")
+    )
+    result = analytics_of(quotes)
+    assert result["contract_id"].to_list() == quotes["contract_id"].to_list()  # row order
+    models = dict(zip(result["contract_id"], result["model"], strict=True))
+    assert models["XYZ240216P00120000"] == "baw_american"
+    assert models["XYZ240216P00100000"] == "bsm_european"
+    # a European price read as American: early exercise is worth something, so the
+    # American IV of the deep in-the-money put is below the European one
+    put = result.filter(pl.col("contract_id") == "XYZ240216P00120000").row(0, named=True)
+    assert put["solver_status"] in ("ok", "no_time_value", "below_intrinsic")
+    if put["solver_status"] == "ok":
+        assert put["iv"] < 0.25
