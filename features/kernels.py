@@ -47,6 +47,7 @@ DBL_MIN = sys.float_info.min
 DBL_MAX = sys.float_info.max
 SQRT_DBL_MAX = sqrt(DBL_MAX)
 ITM_TIME_VALUE_FLOOR = 1e-11  # an in-the-money time value below this share of the price
+CONVERGED_STEP = 1e-4  # a step this small (relative) leaves an error of order its 4th power
 ITERATIONS = 2  # Householder(3) steps after the rational guess (the paper's choice)
 
 # statuses of the normalised solver
@@ -99,6 +100,8 @@ def _iterate_lower(beta: float, x: float, s: float, s_left: float, s_right: floa
             ds = newton * _householder_factor(newton, halley, hh3)
         ds = max(-0.5 * s, ds)
         s += ds
+        if fabs(ds) <= CONVERGED_STEP * s:
+            break  # Householder(3) converges in the fourth order: the next step is < 1e-16
     return s
 
 
@@ -142,6 +145,8 @@ def _iterate_upper(
             ds = newton * _householder_factor(newton, halley, hh3)
         ds = max(-0.5 * s, ds)
         s += ds
+        if fabs(ds) <= CONVERGED_STEP * s:
+            break  # Householder(3) converges in the fourth order: the next step is < 1e-16
     return s
 
 
@@ -174,6 +179,8 @@ def _iterate_middle(beta: float, x: float, s: float, s_left: float, s_right: flo
         hh3 = halley * halley - 3 * (x / (s * s)) * (x / (s * s)) - 0.25
         ds = max(-0.5 * s, newton * _householder_factor(newton, halley, hh3))
         s += ds
+        if fabs(ds) <= CONVERGED_STEP * s:
+            break  # Householder(3) converges in the fourth order: the next step is < 1e-16
     return s
 
 
