@@ -1,0 +1,130 @@
+"""Walk-forward splits that cannot leak: purged, embargoed, sized from the label.
+
+Rows are (underlying, snapshot) observations with a start time ``t`` (the snapshot
+the features are as of) and an end time ``t_end`` (the snapshot the label becomes
+known: ``labels.ts_end``). The distinct snapshot times, across underlyings, form the
+time axis; folds cut it into consecutive test windows.
+
+For each outer fold the training rows are:
+
+* before the test window (walk-forward: training never sees the future);
+* **purged**: a row whose label ends at or after the first test snapshot is dropped,
+  since its label overlaps the test window (for a horizon of h snapshots, the last h
+  snapshots before the test window);
+* **embargoed**: the ``embargo`` snapshots before the purged ones are dropped as
+  well, so that features computed on overlapping trailing windows (20-day
+  changes, realized volatility) do not carry the same information into the last
+  training rows and the first test rows. The embargo defaults to the label horizon;
+* within ``train_periods`` snapshots of the test window for a rolling scheme (all
+  earlier snapshots for an expanding one).
+
+``inner_split`` cuts a training set into a fit part and a validation part with the
+same purge and embargo, for tuning inside each training window (nested), so the
+outer test windows are never used to choose hyperparameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from data_lake.errors import ConfigError
+
+Scheme = Literal["expanding", "rolling"]
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One outer fold: row positions of the training and test sets."""
+
+    index: int
+    train: np.ndarray  # positions into the rows given to the splitter
+    test: np.ndarray
+    test_start: object  # the first and last test snapshot times
+    test_end: object
+    purged: int  # training rows dropped because their label reached the test window
+    embargoed: int  # training rows dropped by the embargo
+
+
+def _time_axis(t: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """The distinct snapshot times, sorted, and each row's position on that axis."""
+    axis = t.unique().sort()
+    position = t.to_frame("t").join(
+        axis.to_frame("t").with_row_index("_pos"), on="t", how="left", maintain_order="left"
+    )["_pos"]
+    return axis, position.to_numpy()
+
+
+def walk_forward(
+    t: pl.Series,
+    t_end: pl.Series,
+    n_folds: int,
+    *,
+    horizon: int,
+    scheme: Scheme = "expanding",
+    train_periods: int | None = None,
+    min_train_periods: int = 20,
+    embargo: int | None = None,
+    first_test_share: float = 0.5,
+) -> list[Fold]:
+    """Outer folds over rows with start times ``t`` and label end times ``t_end``.
+
+    The first ``first_test_share`` of the time axis is only ever trained on; the rest
+    is cut into ``n_folds`` consecutive test windows of (nearly) equal length.
+    ``horizon`` is the label's horizon in snapshots (sizes the default embargo).
+    """
+    if n_folds < 1:
+        raise ConfigError(f"n_folds must be at least 1, not {n_folds}")
+    if t.len() != t_end.len():
+        raise ConfigError("t and t_end must have one value per row")
+    if scheme == "rolling" and not train_periods:
+        raise ConfigError("a rolling scheme needs train_periods")
+    embargo = horizon if embargo is None else embargo
+    axis, position = _time_axis(t)
+    times, ends = axis.to_numpy(), t_end.to_numpy()
+    first_test = int(len(axis) * first_test_share)
+    bounds = np.linspace(first_test, len(axis), n_folds + 1).astype(int)
+    folds = []
+    for k in range(n_folds):
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
+        if hi <= lo:
+            continue
+        test = np.flatnonzero((position >= lo) & (position < hi))
+        earliest = max(0, lo - train_periods) if scheme == "rolling" and train_periods else 0
+        before = (position < lo) & (position >= earliest)
+        purged = before & (ends >= times[lo])
+        # the embargo sits before the earliest purged snapshot (on top of the purge)
+        edge = int(position[purged].min()) if purged.any() else lo
+        embargoed = before & ~purged & (position >= edge - embargo)
+        train = np.flatnonzero(before & ~purged & ~embargoed)
+        if len(np.unique(position[train])) < min_train_periods:
+            raise ConfigError(
+                f"fold {k}: only {len(np.unique(position[train]))} training snapshots after "
+                f"purging and embargo (need {min_train_periods}): use fewer folds or more data"
+            )
+        folds.append(
+            Fold(k, train, test, axis[lo], axis[hi - 1], int(purged.sum()), int(embargoed.sum()))
+        )
+    return folds
+
+
+def inner_split(
+    t: pl.Series,
+    t_end: pl.Series,
+    rows: np.ndarray,
+    *,
+    horizon: int,
+    validation_share: float = 0.25,
+    embargo: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, validation) positions within training ``rows``: the last
+    ``validation_share`` of their snapshots validates, purged and embargoed."""
+    sub_t, sub_end = t.gather(rows), t_end.gather(rows)
+    (fold,) = walk_forward(
+        sub_t, sub_end, 1, horizon=horizon, embargo=embargo,
+        first_test_share=1 - validation_share, min_train_periods=1,
+    )  # fmt: skip
+    return rows[fold.train], rows[fold.test]

@@ -1,0 +1,102 @@
+"""Purged, embargoed walk-forward splits: no training row sees the test window."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from data_lake.errors import ConfigError
+from models.splits import inner_split, walk_forward
+
+START = datetime(2024, 1, 2, 21, tzinfo=UTC)
+
+
+def rows(n_snapshots: int, horizon: int, underlyings: int = 2) -> tuple[pl.Series, pl.Series]:
+    """Daily snapshots for several underlyings; each label ends ``horizon`` later."""
+    times = [START + timedelta(days=i) for i in range(n_snapshots)]
+    t = [ts for ts in times for _ in range(underlyings)]
+    ends = [ts + timedelta(days=horizon) for ts in t]
+    return pl.Series("t", t), pl.Series("t_end", ends)
+
+
+def test_training_rows_end_before_the_test_window_and_leave_the_embargo() -> None:
+    t, t_end = rows(200, horizon=5)
+    folds = walk_forward(t, t_end, 4, horizon=5)
+    assert len(folds) == 4
+    for fold in folds:
+        train_t, train_end = t.gather(fold.train), t_end.gather(fold.train)
+        assert (train_t < fold.test_start).all()
+        assert (train_end < fold.test_start).all()  # purged: no label reaches the test
+        gap = (fold.test_start - train_t.max()).days  # type: ignore[operator]
+        assert gap > 5  # the embargo (5 snapshots) sits on top of the purge (5)
+        assert fold.purged == 2 * 5 and fold.embargoed == 2 * 5  # two underlyings
+
+
+def test_test_windows_are_consecutive_and_cover_the_later_part() -> None:
+    t, t_end = rows(200, horizon=1)
+    folds = walk_forward(t, t_end, 5, horizon=1, first_test_share=0.5)
+    tested = np.concatenate([f.test for f in folds])
+    assert len(np.unique(tested)) == len(tested)  # no row tested twice
+    assert t.gather(tested).min() == START + timedelta(days=100)
+    assert t.gather(tested).max() == START + timedelta(days=199)
+    for before, after in itertools.pairwise(folds):
+        assert after.test_start > before.test_end  # type: ignore[operator]
+
+
+def test_expanding_grows_and_rolling_keeps_its_window() -> None:
+    t, t_end = rows(200, horizon=1, underlyings=1)
+    expanding = walk_forward(t, t_end, 3, horizon=1)
+    rolling = walk_forward(t, t_end, 3, horizon=1, scheme="rolling", train_periods=60)
+    assert [len(f.train) for f in expanding] == sorted(len(f.train) for f in expanding)
+    assert len({len(f.train) for f in rolling}) == 1 and len(rolling[0].train) == 60 - 2
+
+
+def test_without_the_purge_overlapping_labels_would_reach_the_test_window() -> None:
+    t, t_end = rows(120, horizon=10, underlyings=1)
+    fold = walk_forward(t, t_end, 1, horizon=10, embargo=0)[0]
+    leaky = np.flatnonzero((t < fold.test_start).to_numpy())
+    assert (t_end.gather(leaky) >= fold.test_start).sum() == 10 == fold.purged
+
+
+def test_too_little_training_data_is_a_clear_error() -> None:
+    t, t_end = rows(30, horizon=5)
+    with pytest.raises(ConfigError, match=r"only \d+ training snapshots after purging"):
+        walk_forward(t, t_end, 3, horizon=5, min_train_periods=20)
+
+
+def test_inner_split_is_purged_inside_the_training_window() -> None:
+    t, t_end = rows(200, horizon=5)
+    outer = walk_forward(t, t_end, 2, horizon=5)[1]
+    fit, validation = inner_split(t, t_end, outer.train, horizon=5)
+    assert set(fit) | set(validation) <= set(outer.train)
+    first_validation = t.gather(validation).min()
+    assert (t_end.gather(fit) < first_validation).all()
+    assert (t.gather(validation) < outer.test_start).all()
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    n=st.integers(60, 300),
+    horizon=st.integers(1, 10),
+    folds=st.integers(1, 6),
+    underlyings=st.integers(1, 3),
+    embargo=st.one_of(st.none(), st.integers(0, 10)),
+)
+def test_no_fold_ever_leaks(
+    n: int, horizon: int, folds: int, underlyings: int, embargo: int | None
+) -> None:
+    t, t_end = rows(n, horizon, underlyings)
+    try:
+        found = walk_forward(t, t_end, folds, horizon=horizon, embargo=embargo,
+                             min_train_periods=5)  # fmt: skip
+    except ConfigError:
+        return  # too little data for this many folds: refused, not leaked
+    for fold in found:
+        assert not set(fold.train) & set(fold.test)
+        assert (t_end.gather(fold.train) < fold.test_start).all()
