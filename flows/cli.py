@@ -176,6 +176,9 @@ def ingest_synthetic(
     dirt_rate: Annotated[
         float | None, typer.Option(help="Fraction of quote rows made bad on purpose (0-0.5)")
     ] = None,
+    build_features: Annotated[
+        bool, typer.Option("--build-features", help="Then build their features (build-features)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
     """Generate the seeded synthetic market and ingest it (runs the ingest-chains flow).
@@ -184,6 +187,7 @@ def ingest_synthetic(
     """
     settings = _settings()
     params = _params(
+        build_features=build_features,
         **_market_options(underlyings, start, end, seed, signal, intraday),
         dirt_rate=dirt_rate,
         mode="replace" if replace else "merge",
@@ -205,6 +209,9 @@ def ingest_cboe(
     replace: Annotated[
         bool, typer.Option(help="Replace whole partitions instead of merging snapshots")
     ] = False,
+    build_features: Annotated[
+        bool, typer.Option("--build-features", help="Then build their features (build-features)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
     """Import CBOE DataShop Option EOD Summary files (runs the ingest-chains flow).
@@ -214,6 +221,7 @@ def ingest_cboe(
     """
     settings = _settings()
     params = _params(
+        build_features=build_features,
         source="cboe",
         files=[str(f) for f in files],
         underlyings=underlyings,
@@ -241,6 +249,9 @@ def ingest_lean(
     replace: Annotated[
         bool, typer.Option(help="Replace whole partitions instead of merging snapshots")
     ] = False,
+    build_features: Annotated[
+        bool, typer.Option("--build-features", help="Then build their features (build-features)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
     """Import LEAN data: daily equity bars (raw), factor files (split and dividend
@@ -255,6 +266,7 @@ def ingest_lean(
     if resolution not in ("daily", "hour", "minute", "none"):
         raise ConfigError(f"--resolution {resolution!r}: use daily, hour, minute or none")
     params = _params(
+        build_features=build_features,
         source="lean",
         files=[str(path)],
         underlyings=underlyings,
@@ -278,6 +290,9 @@ def ingest_yfinance(
     max_dte: Annotated[
         int | None, typer.Option(help="Skip expiries further than this many days")
     ] = None,
+    build_features: Annotated[
+        bool, typer.Option("--build-features", help="Then build their features (build-features)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
     """Poll live chains from Yahoo Finance (yfinance) once and write one snapshot each.
@@ -287,7 +302,13 @@ def ingest_yfinance(
     (exit 1) and writes nothing for it. Quotes are delayed by Yahoo (~15 min).
     """
     settings = _settings()
-    params = _params(source="yfinance", underlyings=underlyings, min_dte=min_dte, max_dte=max_dte)
+    params = _params(
+        build_features=build_features,
+        source="yfinance",
+        underlyings=underlyings,
+        min_dte=min_dte,
+        max_dte=max_dte,
+    )
     from flows.ingest import ingest_chains
 
     summary = _run_with_progress(ingest_chains, params, settings, as_json)
@@ -320,11 +341,15 @@ def backfill_synthetic(
         bool, typer.Option(help="Hourly snapshots in regular trading hours")
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Rewrite partitions that already exist")] = False,
+    build_features: Annotated[
+        bool, typer.Option("--build-features", help="Then build their features (build-features)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
     """Load a date range of the synthetic market, skipping partitions already written."""
     settings = _settings()
     params = _params(
+        build_features=build_features,
         _backfill=True,
         **_market_options(underlyings, start, end, seed, signal, intraday),
         overwrite=overwrite,
@@ -357,8 +382,10 @@ def _market_options(
 def _emit_summary(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(summary, default=str))
-    else:
-        _print_ingest_summary(summary)
+        return
+    _print_ingest_summary(summary)
+    if summary.get("features"):
+        _emit_features(summary["features"], as_json=False)
 
 
 @lake_app.command("status")

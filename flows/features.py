@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from data_lake.lake import iter_partitions, validate_symbol
 from data_lake.schemas import OPTION_QUOTES
 from data_lake.sources.synthetic import DEFAULT_UNIVERSE
-from flows.ingest import _gather
+from flows.fanout import gather_results
 from flows.settings import Settings, load_settings
 from tasks.features import FeatureInputs, build_features_task
 
@@ -89,7 +89,7 @@ def run_build(params: FeatureParams, settings: Settings) -> dict[str, Any]:
                 "full": params.full,
             }
             futures[underlying] = runner.submit(build_features_task, args)
-        return _gather(futures, summary, "underlyings")
+        return gather_results(futures, summary, "underlyings")
 
 
 @flow(name="build-features", validate_parameters=True)

@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 from prefect import flow
 from prefect.futures import PrefectFuture
-from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -25,6 +24,7 @@ from data_lake.errors import ConfigError
 from data_lake.ingest import PartialIngestError
 from data_lake.lake import validate_symbol
 from data_lake.sources.yahoo import PollConfig
+from flows.fanout import gather_results
 from flows.settings import Settings, load_settings
 from tasks.ingest import (
     ingest_synthetic_range,
@@ -52,6 +52,7 @@ class IngestParams(BaseModel):
     mode: Literal["merge", "upsert", "replace"] = "merge"  # vendor files: merge means upsert
     skip_existing: bool = False
     as_of: datetime | None = None  # the clock for a snapshot run; default: now (UTC)
+    build_features: bool = False  # run build-features for the ingested underlyings after
     # yfinance: the DTE window (default: settings.yahoo)
     min_dte: int | None = Field(default=None, ge=0)
     max_dte: int | None = Field(default=None, ge=0)
@@ -114,33 +115,6 @@ def validate_files(params: IngestParams) -> list[Path]:
     return paths
 
 
-def _gather(
-    futures: dict[str, PrefectFuture[dict[str, object]]], summary: dict[str, Any], key: str
-) -> dict[str, Any]:
-    """Collect each unit's result; a failed unit is reported and does not sink the others."""
-    logger = get_run_logger()
-    for unit, future in futures.items():
-        try:
-            result = future.result()
-        except Exception as exc:  # one bad underlying or file must not sink the others
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            summary["failed"][unit] = message
-            logger.error("ingest of %s failed: %s", unit, message)
-            continue
-        summary[key][unit] = result
-        problems = result.get("problems") or []
-        if problems:  # written in part: the sessions of unreadable files were left out
-            assert isinstance(problems, list)
-            message = f"{len(problems)} file(s) left out, the rest written: " + "; ".join(
-                str(p) for p in problems
-            )
-            summary["failed"][unit] = message
-            logger.error("ingest of %s: %s", unit, message)
-    if summary["failed"]:
-        raise PartialIngestError(summary)
-    return summary
-
-
 def run_file_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
     """One task per vendor file: parse it all, then write its partitions."""
     paths = validate_files(params)
@@ -169,7 +143,7 @@ def run_file_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
             futures[unit] = runner.submit(task, args)
         key = "underlyings" if params.source == "lean" else "files"
         summary: dict[str, Any] = {"lake": str(lake.root), key: {}, "failed": {}}
-        return _gather(futures, summary, key)
+        return gather_results(futures, summary, key)
 
 
 def run_live_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
@@ -201,7 +175,7 @@ def run_live_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
                     "as_of": params.as_of}  # fmt: skip
             futures[underlying] = runner.submit(task, args)
         summary: dict[str, Any] = {"lake": str(lake.root), "underlyings": {}, "failed": {}}
-        return _gather(futures, summary, "underlyings")
+        return gather_results(futures, summary, "underlyings")
 
 
 def run_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
@@ -241,13 +215,45 @@ def run_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
                 args = {"lake": lake, "config": config, "underlying": underlying, "as_of": as_of}
                 futures[underlying] = runner.submit(snapshot_task, args)
         summary: dict[str, Any] = {"lake": str(lake.root), "underlyings": {}, "failed": {}}
-        return _gather(futures, summary, "underlyings")
+        return gather_results(futures, summary, "underlyings")
+
+
+def _with_features(params: IngestParams, settings: Settings) -> dict[str, Any]:
+    """Ingest, then (with ``build_features``) build the features of what was written,
+    also when some units failed (their error is raised after)."""
+    from flows.features import FeatureParams, run_build  # noqa: PLC0415 (flows import each other)
+
+    try:
+        summary = run_ingest(params, settings)
+    except PartialIngestError as exc:
+        if params.build_features:
+            exc.summary["features"] = _build_written(
+                exc.summary, settings, FeatureParams, run_build
+            )
+        raise
+    if params.build_features:
+        summary["features"] = _build_written(summary, settings, FeatureParams, run_build)
+    return summary
+
+
+def _build_written(summary: dict[str, Any], settings: Settings, params_cls: Any, run: Any) -> Any:
+    written = sorted(
+        {u for unit in (summary.get("underlyings") or summary.get("files") or {}).values()
+         for u in unit.get("underlyings", [])}
+    )  # fmt: skip
+    if not written:
+        return {}
+    try:
+        return run(params_cls(underlyings=written), settings)
+    except PartialIngestError as exc:
+        return exc.summary
 
 
 @flow(name="ingest-chains", validate_parameters=True)
 def ingest_chains(params: IngestParams | None = None) -> dict[str, Any]:
-    """Fetch chains per underlying, check them and write raw lake partitions."""
-    return run_ingest(params or IngestParams(), load_settings())
+    """Fetch chains per underlying, check them and write raw lake partitions; with
+    ``build_features``, then build their features (the build-features flow's body)."""
+    return _with_features(params or IngestParams(), load_settings())
 
 
 class BackfillParams(IngestParams):
@@ -266,4 +272,4 @@ class BackfillParams(IngestParams):
 def backfill(params: BackfillParams) -> dict[str, Any]:
     """Load a date range; resumable (written partitions are skipped unless overwrite)."""
     run = params.model_copy(update={"skip_existing": not params.overwrite})
-    return run_ingest(run, load_settings())
+    return _with_features(run, load_settings())

@@ -55,3 +55,18 @@ def test_unknown_underlying_is_reported_and_the_others_built(
     assert error_lines(err) == [
         "error: no features for QQQ at or before now: run `volflow features build`"
     ]
+
+
+def test_ingest_with_build_features_builds_what_it_wrote(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, _ = run_cli(
+        ["ingest", "synthetic", "--underlyings", "QQQ", "--start", "2024-03-04", "--end",
+         "2024-03-08", "--build-features", "--json"],
+        capsys, monkeypatch,
+    )  # fmt: skip
+    summary = json.loads(out)
+    assert code == 0
+    assert summary["features"]["underlyings"]["QQQ"]["days"] == 5
+    stored = query(load_settings().lake, "SELECT count(*) FROM surface_features").item()
+    assert stored == 5
