@@ -15,25 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import lightgbm as lgb
-import numpy as np
 import polars as pl
 
 from models.dataset import Dataset
+from models.lgbm import fit_predict
 from models.metrics import evaluate
-from models.splits import Fold, walk_forward
-
-DEFAULT_PARAMS: dict[str, Any] = {
-    "objective": "regression",
-    "learning_rate": 0.05,
-    "num_leaves": 15,
-    "min_data_in_leaf": 50,
-    "feature_fraction": 0.8,
-    "bagging_fraction": 0.8,
-    "bagging_freq": 1,
-    "lambda_l2": 1.0,
-    "verbosity": -1,
-}
+from models.splits import Fold, inner_split, walk_forward
+from models.tuning import tune
 
 
 @dataclass
@@ -44,26 +32,7 @@ class WalkForwardResult:
     fold_metrics: list[dict[str, float]]
     overall: dict[str, float]
     folds: list[Fold] = field(repr=False, default_factory=list)
-
-
-def _matrix(frame: pl.DataFrame) -> np.ndarray:
-    return frame.cast(pl.Float64).fill_null(float("nan")).to_numpy()
-
-
-def fit_predict(
-    features_train: pl.DataFrame,
-    y_train: np.ndarray,
-    features_test: pl.DataFrame,
-    params: dict[str, Any],
-    rounds: int,
-    seed: int,
-    num_threads: int,
-) -> np.ndarray:
-    """Fit one LightGBM regressor and predict the test rows."""
-    full = {**DEFAULT_PARAMS, **params, "seed": seed, "num_threads": num_threads,
-            "deterministic": True, "force_row_wise": True}  # fmt: skip
-    booster = lgb.train(full, lgb.Dataset(_matrix(features_train), label=y_train), rounds)
-    return np.asarray(booster.predict(_matrix(features_test)))
+    fold_params: list[dict[str, Any]] = field(default_factory=list)  # what each fold used
 
 
 def run_walk_forward(
@@ -76,10 +45,15 @@ def run_walk_forward(
     num_threads: int = 1,
     short_cost: float = 0.0,
     purge: bool = True,
+    trials: int = 0,
+    timeout: float | None = None,
+    storage: str | None = None,
 ) -> WalkForwardResult:
-    """Outer walk-forward folds with fixed ``params``. ``purge=False`` is the
-    deliberately leaky variant (no purge, no embargo), kept to prove the tests that
-    use it have teeth."""
+    """Outer walk-forward folds. With ``trials`` > 0 each fold's parameters (and number
+    of rounds) are tuned by Optuna inside its own training window (``models.tuning``,
+    nested: the fold's test rows are never seen); else ``params`` are used as given.
+    ``purge=False`` is the deliberately leaky variant (no purge, no embargo), kept to
+    prove the tests that use it have teeth."""
     frame = dataset.frame
     horizon = dataset.horizon
     t_end = frame["t_end"] if purge else frame["t"]  # leaky: pretend labels end at once
@@ -87,11 +61,20 @@ def run_walk_forward(
                          embargo=None if purge else 0)  # fmt: skip
     features = dataset.features
     y = frame["y"].to_numpy()
-    parts, fold_metrics = [], []
+    parts, fold_metrics, fold_params = [], [], []
     for fold in folds:
+        chosen, fold_rounds = dict(params or {}), rounds
+        if trials > 0:
+            fit, validation = inner_split(frame["t"], t_end, fold.train, horizon=horizon)
+            tuned = tune(features, y, fit, validation, trials=trials, timeout=timeout,
+                         seed=seed, num_threads=num_threads, storage=storage,
+                         study_name=f"fold-{fold.index}")  # fmt: skip
+            fold_rounds = int(tuned.params.pop("rounds"))
+            chosen.update(tuned.params)
+        fold_params.append({**chosen, "rounds": fold_rounds})
         prediction = fit_predict(
             features[fold.train], y[fold.train], features[fold.test],
-            params or {}, rounds, seed, num_threads,
+            chosen, fold_rounds, seed, num_threads,
         )  # fmt: skip
         part = (
             frame[fold.test]
@@ -102,5 +85,5 @@ def run_walk_forward(
         fold_metrics.append({"fold": float(fold.index), **evaluate(part, horizon, short_cost)})
     predictions = pl.concat(parts)
     return WalkForwardResult(
-        predictions, fold_metrics, evaluate(predictions, horizon, short_cost), folds
+        predictions, fold_metrics, evaluate(predictions, horizon, short_cost), folds, fold_params
     )
