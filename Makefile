@@ -17,7 +17,7 @@ export PREFECT_HOME ?= $(VOLFLOW_HOME)/prefect
 # prefect.yaml's pull step runs flows from here (templated when a worker starts a run)
 export VOLFLOW_REPO ?= $(CURDIR)
 
-.PHONY: setup demo test test-fast lint format bench prefect-ui deploy worker clean
+.PHONY: setup demo test test-fast lint format bench prefect-ui mlflow-ui deploy worker clean
 
 ## setup: create or update .venv from uv.lock (bootstraps uv from PyPI if missing); idempotent
 setup:
@@ -58,6 +58,11 @@ bench: setup
 ## prefect-ui: a Prefect server with the UI at http://127.0.0.1:4200 (runs stay in $(PREFECT_HOME))
 prefect-ui: setup
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200
+
+## mlflow-ui: the MLflow UI at http://127.0.0.1:5000 over the tracking store of volflow train
+mlflow-ui: setup
+	@mkdir -p "$(VOLFLOW_HOME)/mlflow"
+	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(VOLFLOW_HOME)/mlflow/mlflow.db" --host 127.0.0.1 --port 5000
 
 ## deploy: register the deployments of prefect.yaml (needs a running server: make prefect-ui)
 deploy: setup

@@ -37,6 +37,8 @@ app.add_typer(backfill_app, name="backfill")
 app.add_typer(lake_app, name="lake")
 features_app = typer.Typer(help="Build and inspect features.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
+models_app = typer.Typer(help="Registered models and their aliases.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True)
 
@@ -675,6 +677,85 @@ def features_show(
                           "vrp_30d", "iv_rank_252")
             ))  # fmt: skip
         out.print(series)
+
+
+@app.command("train")
+def train_cmd(
+    underlyings: UnderlyingsOpt = None,
+    label: Annotated[str | None, typer.Option(help="Label to predict (settings.train)")] = None,
+    horizon: Annotated[int | None, typer.Option(help="Label horizon, in snapshots")] = None,
+    trials: Annotated[int | None, typer.Option(help="Optuna trials per outer fold")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Optuna time limit per fold (s)")] = None,
+    folds: Annotated[int | None, typer.Option(help="Outer walk-forward folds")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """Walk-forward LightGBM study (the train-model flow): MLflow runs, a registered
+    model version, promoted to champion only if it beats the current one."""
+    from pydantic import ValidationError as PydanticError
+
+    from flows.train import TrainParams, train_model
+
+    settings = _settings()
+    try:
+        params = TrainParams(
+            underlyings=underlyings,  # type: ignore[arg-type]  # split by the validator
+            label=label, horizon=horizon, trials=trials, timeout_seconds=timeout, n_folds=folds,
+        )  # fmt: skip
+    except PydanticError as exc:
+        raise ConfigError(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from None
+    result = train_model(params)
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=str) + "\n")
+        return
+    out.print(
+        f"run {result['run_id']}: {result['model_name']} version {result['model_version']} "
+        f"-> {result['alias']} ({result['reason']})\n"
+        f"out of sample: IC {result.get('oos_ic')}, rank IC {result.get('oos_rank_ic')}, "
+        f"net Sharpe {result.get('oos_sharpe_net')}, n {result['n_oos']}\n"
+        f"MLflow UI: make mlflow-ui (tracking store {settings.tracking_uri})"
+    )
+
+
+@models_app.command("list")
+def models_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON")] = False,
+) -> None:
+    """Registered model versions with their aliases and out-of-sample metrics."""
+    from models.registry import list_versions
+
+    rows = list_versions(_settings().tracking_uri)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+        return
+    table = Table(title="registered models")
+    for column in ("model", "version", "aliases", "oos_rank_ic", "oos_sharpe_net", "created",
+                   "decision"):  # fmt: skip
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r["model"], r["version"], ",".join(r["aliases"]) or "-",
+            _fmt(r["oos_rank_ic"]), _fmt(r["oos_sharpe_net"]), r["created"], r["decision"],
+        )  # fmt: skip
+    out.print(table)
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else "-"
+
+
+@models_app.command("promote")
+def models_promote(
+    version: Annotated[str, typer.Argument(help="The model version to make champion")],
+    name: Annotated[
+        str | None, typer.Option(help="Registered model (default: the only one)")
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why (logged)")] = "manual promotion",
+) -> None:
+    """Make VERSION the champion by hand (logged on the version with the reason)."""
+    from models.registry import promote
+
+    model = promote(_settings().tracking_uri, version, name, reason)
+    out.print(f"{model} version {version} is now the champion ({reason})")
 
 
 def main() -> None:

@@ -112,6 +112,22 @@ class FeatureSettings(BaseModel):
         return tuple(sorted(set(value)))
 
 
+class TrainSettings(BaseModel):
+    """The train-model flow: the study, the tracking store, the label."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    tracking_uri: str | None = None  # default: sqlite under VOLFLOW_HOME/mlflow
+    label: str = "straddle_dh_ret"
+    horizon: int = Field(default=5, ge=1)
+    n_folds: int = Field(default=5, ge=1, le=50)
+    trials: int = Field(default=20, ge=0)
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    seed: int = 7
+    num_threads: int = Field(default=1, ge=1, le=64)
+    short_cost: float = Field(default=0.0, ge=0)  # extra round-trip cost of a short position
+    optuna_storage: str | None = None  # journal file path or RDB URL (shared tuning)
+
+
 class IngestSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     concurrency: int = Field(default=2, ge=1, le=64)  # underlyings ingested at once
@@ -134,6 +150,7 @@ class Settings(BaseSettings):
     rates: RateSettings = Field(default_factory=RateSettings)
     yahoo: YahooSettings = Field(default_factory=YahooSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
 
     @field_validator("underlyings", mode="before")
     @classmethod
@@ -165,6 +182,13 @@ class Settings(BaseSettings):
     @property
     def lake(self) -> Lake:
         return Lake(self.home.resolve() / "lake")
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow's tracking store: the setting, else SQLite under ``home``."""
+        if self.train.tracking_uri:
+            return self.train.tracking_uri
+        return f"sqlite:///{self.home.resolve() / 'mlflow' / 'mlflow.db'}"
 
     @property
     def prefect_home(self) -> Path:

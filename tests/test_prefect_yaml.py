@@ -21,9 +21,9 @@ def test_every_deployment_points_at_a_flow_with_its_name() -> None:
 
     config = yaml.safe_load((REPO / "prefect.yaml").read_text())
     names = {d["name"] for d in config["deployments"]}
-    assert names == {"ingest-chains", "backfill", "yfinance", "build-features"}
-    flows = {"ingest-chains": "ingest-chains", "backfill": "backfill",
-             "yfinance": "ingest-chains", "build-features": "build-features"}  # fmt: skip
+    assert names == {"ingest-chains", "backfill", "yfinance", "build-features", "train-model"}
+    flows = {"ingest-chains": "ingest-chains", "backfill": "backfill", "yfinance": "ingest-chains",
+             "build-features": "build-features", "train-model": "train-model"}  # fmt: skip
     for deployment in config["deployments"]:
         module_path, _, attr = deployment["entrypoint"].partition(":")
         module = importlib.import_module(module_path.removesuffix(".py").replace("/", "."))
@@ -61,6 +61,7 @@ def test_prefect_deploy_registers_both_deployments_with_schedules(prefect_server
     assert deployments["build-features"]["schedules"] == [
         ("40 16 * * 1-5", "America/New_York", True)
     ]
+    assert deployments["train-model"]["schedules"] == [("0 6 * * 6", "America/New_York", True)]
     live = deployments["yfinance"]  # needs the network: registered paused
     assert live["schedules"] == [("5,35 10-15 * * 1-5", "America/New_York", False)]
     assert live["parameters"]["params"]["source"] == "yfinance"
