@@ -90,8 +90,8 @@ def _run_with_progress(
 
     total = None
     source = getattr(params, "source", None)
-    if source is None:  # not an ingest: the build-features flow
-        label = "build features"
+    if source is None:  # not an ingest: the build-features or train-model flow
+        label = "train model" if hasattr(params, "trials") else "build features"
     elif params.source == "synthetic":
         underlyings, _ = validate_request(params, settings)  # fail fast, before Prefect starts
         label = f"ingest {','.join(underlyings)}"

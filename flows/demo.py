@@ -20,6 +20,7 @@ from data_lake.status import lake_status
 from flows.features import FeatureParams, build_features
 from flows.ingest import IngestParams, ingest_chains
 from flows.settings import Settings
+from flows.train import TrainParams, train_model
 
 DEMO_UNDERLYINGS = ["SPY", "QQQ"]
 DEMO_START = date(2024, 1, 2)
@@ -62,7 +63,7 @@ def run_demo(
 ) -> None:
     """Ingest, then summarize; every step goes through the same flows as production."""
     start, end = start or DEMO_START, end or DEMO_END
-    console.rule(f"1/3 ingest-chains: synthetic {','.join(DEMO_UNDERLYINGS)} {start}..{end}")
+    console.rule(f"1/4 ingest-chains: synthetic {','.join(DEMO_UNDERLYINGS)} {start}..{end}")
     # a little realistic dirt, so the quality checks and the quarantine have work to show
     params = IngestParams(
         underlyings=DEMO_UNDERLYINGS, start=start, end=end, dirt_rate=DEMO_DIRT_RATE
@@ -74,7 +75,7 @@ def run_demo(
             f"{s['rows'].get('option_quotes', 0):,} option rows, "
             f"{sum(s['quarantined'].values())} quarantined"
         )
-    console.rule("2/3 build-features: IV and Greeks, surface features, labels")
+    console.rule("2/4 build-features: IV and Greeks, surface features, labels")
     built = run_flow(build_features, FeatureParams(underlyings=DEMO_UNDERLYINGS))
     for underlying, s in built["underlyings"].items():
         rows = s["rows"]
@@ -83,7 +84,14 @@ def run_demo(
             f"priced, {rows.get('surface_features', 0)} surface rows, "
             f"{rows.get('labels', 0)} labels"
         )
-    console.rule("3/3 lake")
+    console.rule("3/4 train-model: walk-forward LightGBM, MLflow, registry")
+    trained = run_flow(train_model, TrainParams(trials=3, n_folds=2, horizon=1))
+    console.print(
+        f"{trained['model_name']} version {trained['model_version']} -> {trained['alias']} "
+        f"({trained['reason']}); out of sample: rank IC {trained.get('oos_rank_ic') or 0:.3f}, "
+        f"net Sharpe {trained.get('oos_sharpe_net') or 0:.2f} over {trained['n_oos']} rows"
+    )
+    console.rule("4/4 lake")
     report = lake_status(settings.lake)
     for table in report["tables"]:
         console.print(
@@ -108,5 +116,6 @@ def run_demo(
         f"\nLake: {settings.lake.root}\n"
         'Try: volflow lake status | volflow sql "SELECT underlying, count(*) FROM option_quotes '
         'GROUP BY ALL" | volflow features show SPY --history 10\n'
-        "Prefect UI: make prefect-ui (then open http://127.0.0.1:4200)"
+        "Prefect UI: make prefect-ui (then open http://127.0.0.1:4200)\n"
+        "MLflow UI: make mlflow-ui (then open http://127.0.0.1:5000)"
     )
