@@ -35,9 +35,15 @@ LEAN_SAMPLE = Path(
 
 import polars as pl  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
 
 from data_lake.lake import Lake  # noqa: E402
 from data_lake.schemas import OPTION_QUOTES  # noqa: E402
+
+# Property tests draw the same examples on every machine and run (deterministic CI);
+# a failure prints its reproduction blob.
+hypothesis_settings.register_profile("volflow", derandomize=True, print_blob=True)
+hypothesis_settings.load_profile("volflow")
 
 SNAPSHOT = datetime(2024, 1, 2, 21, 0, tzinfo=UTC)
 DAY = date(2024, 1, 2)
