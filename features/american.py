@@ -44,29 +44,13 @@ iteration as in E. G. Haug, "The Complete Guide to Option Pricing Formulas" (McG
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 
-from features.greeks import _STATUS_NAMES, INPUT_COLUMNS, OUTPUT_COLUMNS, _floats, _rights
+from features.greeks import solve_frame
 from features.kernels import price_all_american
 
 
 def american_implied_vol_and_greeks(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with ``iv, delta, gamma, vega, theta, rho, solver_status`` added, the
     prices read as American options (Barone-Adesi & Whaley)."""
-    missing = [c for c in INPUT_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"american_implied_vol_and_greeks needs columns {', '.join(INPUT_COLUMNS)}; "
-            f"missing {', '.join(missing)}"
-        )
-    n = frame.height
-    out = np.empty((len(OUTPUT_COLUMNS), n), dtype=np.float64)
-    status = np.empty(n, dtype=np.uint8)
-    if n:
-        arrays = [_floats(frame, c) for c in INPUT_COLUMNS[:-1]]
-        price_all_american(*arrays, _rights(frame), out, status)  # type: ignore[call-arg]
-    names = _STATUS_NAMES.gather(pl.Series(status)).alias("solver_status")
-    return frame.with_columns(
-        *(pl.Series(name, out[i]) for i, name in enumerate(OUTPUT_COLUMNS)), names
-    )
+    return solve_frame(frame, price_all_american, "american_implied_vol_and_greeks")

@@ -18,6 +18,8 @@ why (``SOLVER_STATUSES``), never a number that looks like an answer.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import polars as pl
 
@@ -64,18 +66,23 @@ def _rights(frame: pl.DataFrame) -> np.ndarray:
 
 def implied_vol_and_greeks(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with ``iv, delta, gamma, vega, theta, rho, solver_status`` added."""
+    return solve_frame(frame, price_all, "implied_vol_and_greeks")
+
+
+def solve_frame(frame: pl.DataFrame, kernel: Any, caller: str) -> pl.DataFrame:
+    """Run a row kernel (``price_all`` or its American twin) over ``frame``'s input
+    columns and add the seven output columns, rows in order."""
     missing = [c for c in INPUT_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(
-            f"implied_vol_and_greeks needs columns {', '.join(INPUT_COLUMNS)}; "
-            f"missing {', '.join(missing)}"
+            f"{caller} needs columns {', '.join(INPUT_COLUMNS)}; missing {', '.join(missing)}"
         )
     n = frame.height
     out = np.empty((len(OUTPUT_COLUMNS), n), dtype=np.float64)
     status = np.empty(n, dtype=np.uint8)
     if n:
         arrays = [_floats(frame, c) for c in INPUT_COLUMNS[:-1]]
-        price_all(*arrays, _rights(frame), out, status)  # type: ignore[call-arg]
+        kernel(*arrays, _rights(frame), out, status)
     names = _STATUS_NAMES.gather(pl.Series(status)).alias("solver_status")
     return frame.with_columns(
         *(pl.Series(name, out[i]) for i, name in enumerate(OUTPUT_COLUMNS)), names

@@ -60,24 +60,22 @@ def days_to_build(
     return [d for d in wanted if d not in done or d >= last]
 
 
-def _div_yields(
-    lake: Lake, underlying: str, days: list[date], fallback: float, calendar: ExchangeCalendar
-) -> pl.DataFrame:
-    actions = pl.concat(
-        [
-            read_partition(lake, CORPORATE_ACTIONS, underlying, d)
-            for d in _days(lake, CORPORATE_ACTIONS.name, underlying)
-        ]
-        or [pl.DataFrame()],
-        how="diagonal_relaxed",
-    )
-    events = (
-        dividend_events(actions, calendar)
-        if not actions.is_empty()
-        else pl.DataFrame(
+def _dividend_events(lake: Lake, underlying: str, calendar: ExchangeCalendar) -> pl.DataFrame:
+    """The underlying's dividends from its stored factor rows (read once per build)."""
+    parts = [
+        read_partition(lake, CORPORATE_ACTIONS, underlying, d)
+        for d in _days(lake, CORPORATE_ACTIONS.name, underlying)
+    ]
+    if not parts:
+        return pl.DataFrame(
             schema={"underlying": pl.String, "ex_date": pl.Date, "fraction": pl.Float64}
         )
-    )
+    return dividend_events(pl.concat(parts, how="diagonal_relaxed"), calendar)
+
+
+def _div_yields(
+    events: pl.DataFrame, underlying: str, days: list[date], fallback: float
+) -> pl.DataFrame:
     yields = trailing_dividend_yield(events, underlying, days, fallback)
     schema = {"underlying": pl.String, "date": pl.Date, "div_yield": pl.Float64}
     return pl.DataFrame(
@@ -133,13 +131,14 @@ def build_underlying(
     if not todo:
         return summary
     series = read_series(lake, inputs.rate_series)
+    events = _dividend_events(lake, underlying, calendar)
     new_surface = []
     analytics_rows = 0
     for i in range(0, len(todo), CHUNK_DAYS):
         days = todo[i : i + CHUNK_DAYS]
         quotes = pl.concat([read_partition(lake, OPTION_QUOTES, underlying, d) for d in days])
         rates = rates_asof(series, days, inputs.rate_fallback, inputs.publication_lag_days)
-        divs = _div_yields(lake, underlying, days, inputs.fallback_div_yield, calendar)
+        divs = _div_yields(events, underlying, days, inputs.fallback_div_yield)
         analytics = option_analytics(quotes, rates, divs, calendar)
         analytics_rows += _write(lake, OPTION_ANALYTICS, analytics, underlying)
         new_surface.append(surface_features(analytics))
