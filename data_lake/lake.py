@@ -70,9 +70,15 @@ class PartitionWrite:
 
 @dataclass(frozen=True)
 class Lake:
-    """A lake rooted at ``root`` (normally ``$VOLFLOW_HOME/lake``)."""
+    """A lake rooted at ``root`` (normally ``$VOLFLOW_HOME/lake``).
+
+    ``durable=False`` skips the fsyncs of each write (files are still replaced
+    atomically by rename, so readers never see half a file, but a power loss can lose
+    the latest writes): for throwaway lakes in tests and experiments, where the fsyncs
+    are most of the write time."""
 
     root: Path
+    durable: bool = True
 
     def table_dir(self, table: str) -> Path:
         return self.root / table
@@ -143,11 +149,13 @@ def atomic_write_parquet(lake: Lake, frame: pl.DataFrame, target: Path) -> None:
     staged = lake.staging_dir / f"{uuid.uuid4().hex}.parquet"
     try:
         frame.write_parquet(staged, compression="zstd", statistics=True)
-        with open(staged, "rb") as handle:
-            os.fsync(handle.fileno())
+        if lake.durable:
+            with open(staged, "rb") as handle:
+                os.fsync(handle.fileno())
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, target)
-        _fsync_directory(target.parent)
+        if lake.durable:
+            _fsync_directory(target.parent)
     except OSError as exc:
         raise LakeError(f"cannot write lake file {target}: {exc.strerror or exc}") from exc
     finally:

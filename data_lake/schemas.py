@@ -271,6 +271,9 @@ LABELS = TableSpec(
                 "label": pl.String,  # e.g. "straddle_dh_ret"
                 "horizon_periods": pl.Int32,  # snapshots of this underlying ahead
                 "value": pl.Float64,
+                # round-trip trading cost in the value's units (a traded label's value is
+                # net of it on the long side; 0 for labels that are not traded returns)
+                "cost": pl.Float64,
                 "ts_end": UTC_TIME,  # the snapshot the label ends at (known from then)
                 "ts_init": UTC_TIME,
                 "source": pl.String,

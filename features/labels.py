@@ -2,7 +2,8 @@
 horizon ``h`` uses the snapshots ``t .. t+h`` of the same underlying (h counted in
 that underlying's snapshots) and records ``ts_end``, the snapshot it becomes known.
 
-* ``atm_iv_30d_change``: ``atm_iv_30d(t+h) - atm_iv_30d(t)``.
+* ``atm_iv_30d_change``: ``atm_iv_30d(t+h) - atm_iv_30d(t)`` (``cost`` 0: a forecast
+  target, not a traded return).
 * ``straddle_dh_ret``: the return of a delta-hedged at-the-money straddle bought at
   ``t`` and sold at ``t+h``, net of costs. The straddle is the call and put of the
   expiry nearest 30 days (at least ``2h + 2`` calendar days away, so it outlives the
@@ -10,8 +11,9 @@ that underlying's snapshots) and records ``ts_end``, the snapshot it becomes kno
   bought at the ask and sold at the bid (half the quoted spread each way:
   ``SPREAD_COST_SHARE`` of the relative spread on each leg), and its delta is hedged
   with the underlying at every snapshot in between, at no cost. Return = (straddle
-  P&L + hedge P&L - costs) / straddle premium at t. A straddle whose legs are missing
-  at any snapshot in between has no label.
+  P&L + hedge P&L - costs) / straddle premium at t; ``cost`` is the round trip's
+  costs / premium at t (a short straddle returns ``-value - 2 * cost``). A straddle
+  whose legs are missing at any snapshot in between has no label.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def iv_change_labels(surface: pl.DataFrame, horizon: int) -> pl.DataFrame:
         pl.lit("atm_iv_30d_change").alias("label"),
         pl.lit(horizon, pl.Int32).alias("horizon_periods"),
         (ahead - pl.col("atm_iv_30d")).alias("value"),
+        pl.lit(0.0).alias("cost"),  # a forecast target, not a traded return
         pl.col("ts_event").shift(-horizon).over("underlying").alias("ts_end"),
     ).filter(pl.col("ts_end").is_not_null() & pl.col("value").is_not_null())
 
@@ -161,6 +164,7 @@ def straddle_labels(analytics: pl.DataFrame, horizon: int) -> pl.DataFrame:
             (pl.col("_v1") - pl.col("_v0") + pl.col("_hedge_pnl") - pl.col("_costs"))
             / pl.col("_v0")
         ).alias("value"),
+        (pl.col("_costs") / pl.col("_v0")).alias("cost"),
         "ts_end",
     )
 

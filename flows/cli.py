@@ -160,6 +160,14 @@ SeedOpt = Annotated[int | None, typer.Option(help="Random seed (default: setting
 SignalOpt = Annotated[
     SignalChoice | None, typer.Option(help="none: no edge; planted: weak documented edge")
 ]
+VrpOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--vrp",
+        help="Variance risk premium of every underlying (default: each profile's, 0.3); "
+        "0 prices options fair, the edge-free market of the model tests",
+    ),
+]
 
 
 @ingest_app.command("synthetic")
@@ -169,6 +177,7 @@ def ingest_synthetic(
     end: EndOpt = None,
     seed: SeedOpt = None,
     signal: SignalOpt = None,
+    vrp: VrpOpt = None,
     intraday: Annotated[
         bool, typer.Option(help="Hourly snapshots in regular trading hours")
     ] = False,
@@ -190,7 +199,7 @@ def ingest_synthetic(
     settings = _settings()
     params = _params(
         build_features=build_features,
-        **_market_options(underlyings, start, end, seed, signal, intraday),
+        **_market_options(underlyings, start, end, seed, signal, vrp, intraday),
         dirt_rate=dirt_rate,
         mode="replace" if replace else "merge",
     )
@@ -339,6 +348,7 @@ def backfill_synthetic(
     underlyings: UnderlyingsOpt = None,
     seed: SeedOpt = None,
     signal: SignalOpt = None,
+    vrp: VrpOpt = None,
     intraday: Annotated[
         bool, typer.Option(help="Hourly snapshots in regular trading hours")
     ] = False,
@@ -353,7 +363,7 @@ def backfill_synthetic(
     params = _params(
         build_features=build_features,
         _backfill=True,
-        **_market_options(underlyings, start, end, seed, signal, intraday),
+        **_market_options(underlyings, start, end, seed, signal, vrp, intraday),
         overwrite=overwrite,
     )
     from flows.ingest import backfill
@@ -368,6 +378,7 @@ def _market_options(
     end: datetime | None,
     seed: int | None,
     signal: SignalChoice | None,
+    vrp: float | None,
     intraday: bool,
 ) -> dict[str, Any]:
     """The options every synthetic-market command shares, as flow parameters."""
@@ -377,6 +388,7 @@ def _market_options(
         "end": end.date() if end else None,
         "seed": seed,
         "signal": signal.value if signal else None,
+        "vrp": vrp,
         "intraday": intraday,
     }
 
@@ -710,8 +722,11 @@ def train_cmd(
     out.print(
         f"run {result['run_id']}: {result['model_name']} version {result['model_version']} "
         f"-> {result['alias']} ({result['reason']})\n"
-        f"out of sample: IC {result.get('oos_ic')}, rank IC {result.get('oos_rank_ic')}, "
-        f"net Sharpe {result.get('oos_sharpe_net')}, n {result['n_oos']}\n"
+        f"out of sample ({result['n_oos']} rows): IC {_fmt(result.get('oos_ic'))} "
+        f"(t {_fmt(result.get('oos_ic_tstat'))}), rank IC {_fmt(result.get('oos_rank_ic'))}, "
+        f"Sharpe net {_fmt(result.get('oos_sharpe_net'))} (t "
+        f"{_fmt(result.get('oos_sharpe_net_tstat'))}), gross {_fmt(result.get('oos_sharpe_gross'))}"
+        "\n"
         f"MLflow UI: make mlflow-ui (tracking store {settings.tracking_uri})"
     )
 

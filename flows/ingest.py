@@ -45,6 +45,8 @@ class IngestParams(BaseModel):
     end: date | None = None
     seed: int | None = None
     signal: Literal["none", "planted"] | None = None
+    # synthetic: every underlying's variance risk premium (0: options priced fair)
+    vrp: float | None = Field(default=None, ge=0, le=3)
     intraday: bool = False
     # lean: option chains at this resolution with the bars and factors; None: no options
     resolution: Literal["daily", "hour", "minute"] | None = None
@@ -90,7 +92,11 @@ def validate_request(params: IngestParams, settings: Settings) -> tuple[list[str
     if not underlyings:
         raise ConfigError("no underlyings given: pass --underlyings or set underlyings in settings")
     config = settings.synthetic.to_config(
-        seed=params.seed, signal=params.signal, intraday=params.intraday, dirt_rate=params.dirt_rate
+        seed=params.seed,
+        signal=params.signal,
+        intraday=params.intraday,
+        dirt_rate=params.dirt_rate,
+        variance_risk_premium=params.vrp,
     )
     for underlying in underlyings:
         config.profile(underlying)

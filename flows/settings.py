@@ -52,6 +52,8 @@ class SyntheticSettings(BaseModel):
     strikes_per_sd: float = Field(default=20.0, ge=2, le=100)
     planted_sd: float = Field(default=0.06, ge=0, le=0.5)
     dirt_rate: float = Field(default=0.0, ge=0, le=0.5)
+    # every underlying's variance risk premium; None: each profile's own (0.3); 0: fair
+    variance_risk_premium: float | None = Field(default=None, ge=0, le=3)
     universe: dict[str, ProfileSettings] = Field(default_factory=dict)
 
     def to_config(self, **overrides: object) -> SyntheticConfig:
@@ -67,6 +69,7 @@ class SyntheticSettings(BaseModel):
             "strikes_per_sd": self.strikes_per_sd,
             "planted_sd": self.planted_sd,
             "dirt_rate": self.dirt_rate,
+            "variance_risk_premium": self.variance_risk_premium,
             "universe": universe,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -3,7 +3,8 @@
 One row per (underlying, snapshot) that has the label at the chosen horizon. The
 features are the ``surface_features`` columns (all point-in-time by construction);
 ``t`` is the snapshot (``ts_event``) and ``t_end`` the label's end (``ts_end``), which
-the walk-forward splitter uses to purge. Rows whose label is missing are dropped;
+the walk-forward splitter uses to purge; ``cost`` the label's round-trip cost (the
+strategy metrics charge it again on the short side). Rows whose label is missing are dropped;
 missing feature values stay null (LightGBM handles them natively).
 """
 
@@ -27,7 +28,7 @@ FEATURE_COLUMNS: tuple[str, ...] = tuple(
 class Dataset:
     """Rows sorted by time: keys, features, the label and its window."""
 
-    frame: pl.DataFrame  # underlying, t, t_end, y, and FEATURE_COLUMNS
+    frame: pl.DataFrame  # underlying, t, t_end, y, cost, and FEATURE_COLUMNS
     label: str
     horizon: int
 
@@ -37,14 +38,23 @@ class Dataset:
 
 
 def training_rows(surface: pl.DataFrame, labels: pl.DataFrame, label: str, horizon: int) -> Dataset:
-    """Join features and the chosen label (pure: frames in, dataset out)."""
+    """Join features and the chosen label (pure: frames in, dataset out). A label
+    without a cost (a lake built before labels had one) costs nothing."""
+    if "cost" not in labels.columns:
+        labels = labels.with_columns(pl.lit(None, pl.Float64).alias("cost"))
     chosen = labels.filter(
         (pl.col("label") == label) & (pl.col("horizon_periods") == horizon)
-    ).select("underlying", "ts_event", pl.col("value").alias("y"), pl.col("ts_end").alias("t_end"))
+    ).select(
+        "underlying",
+        "ts_event",
+        pl.col("value").alias("y"),
+        pl.col("cost").fill_null(0.0),
+        pl.col("ts_end").alias("t_end"),
+    )
     frame = (
         surface.join(chosen, on=["underlying", "ts_event"], how="inner")
         .filter(pl.col("y").is_not_null() & pl.col("y").is_finite())
-        .select("underlying", pl.col("ts_event").alias("t"), "t_end", "y", *FEATURE_COLUMNS)
+        .select("underlying", pl.col("ts_event").alias("t"), "t_end", "y", "cost", *FEATURE_COLUMNS)
         .sort("t", "underlying")
     )
     return Dataset(frame, label, horizon)

@@ -128,3 +128,24 @@ def inner_split(
         first_test_share=1 - validation_share, min_train_periods=1,
     )  # fmt: skip
     return rows[fold.train], rows[fold.test]
+
+
+def shuffled_kfold(t: pl.Series, n_folds: int, seed: int = 7) -> list[Fold]:
+    """THE DELIBERATELY LEAKY VALIDATION, for the tests that prove leaks show: the
+    snapshots are shuffled into ``n_folds`` folds and each is tested by training on all
+    the others, future ones included, with no purge and no embargo (a plain shuffled
+    K-fold). With overlapping labels every test row has training neighbours whose
+    labels share most of its window. Never use it to judge a model."""
+    if n_folds < 2:
+        raise ConfigError(f"a k-fold split needs at least 2 folds, not {n_folds}")
+    axis, position = _time_axis(t)
+    order = np.random.default_rng(seed).permutation(len(axis))
+    fold_of = np.empty(len(axis), dtype=np.int64)
+    fold_of[order] = np.arange(len(axis)) % n_folds
+    row_fold = fold_of[position]
+    folds = []
+    for k in range(n_folds):
+        test = np.flatnonzero(row_fold == k)
+        train = np.flatnonzero(row_fold != k)
+        folds.append(Fold(k, train, test, axis.min(), axis.max(), 0, 0))
+    return folds

@@ -39,7 +39,8 @@ from mlflow.models import infer_signature
 
 from models.dataset import FEATURE_COLUMNS, Dataset
 from models.lgbm import matrix, training_params
-from models.walkforward import WalkForwardResult, run_walk_forward
+from models.metrics import strategy_returns
+from models.walkforward import WalkForwardResult, fit_target, run_walk_forward
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 PIP_REQUIREMENTS = [f"lightgbm=={lgb.__version__}", f"numpy=={np.__version__}"]
@@ -86,7 +87,9 @@ def git_commit() -> str:
         return "unknown"
 
 
-def _plots(result: WalkForwardResult, booster: lgb.Booster, workdir: Path) -> list[Path]:
+def _plots(
+    result: WalkForwardResult, booster: lgb.Booster, workdir: Path, horizon: int, short_cost: float
+) -> list[Path]:
     gain = booster.feature_importance(importance_type="gain")
     order = np.argsort(gain)[-20:]
     fig, ax = plt.subplots(figsize=(7, 6))
@@ -96,15 +99,13 @@ def _plots(result: WalkForwardResult, booster: lgb.Booster, workdir: Path) -> li
     importance = workdir / "feature_importance.png"
     fig.savefig(importance)
     plt.close(fig)
-    returns = (
-        result.predictions.with_columns((pl.col("prediction").sign() * pl.col("y")).alias("r"))
-        .group_by("t")
-        .agg(pl.col("r").mean())
-        .sort("t")
-    )
+    times = result.predictions["t"].unique().sort().to_list()
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.plot(returns["t"].to_list(), returns["r"].cum_sum().to_list())
-    ax.set_title("out-of-sample equity (sign strategy, cumulative label return)")
+    for gross, name in ((False, "net of costs"), (True, "gross")):
+        returns = strategy_returns(result.predictions, horizon, short_cost, gross=gross)
+        ax.plot(times, returns.cum_sum().to_list(), label=name)
+    ax.legend()
+    ax.set_title("out-of-sample equity (sign strategy, cumulative return)")
     fig.tight_layout()
     equity = workdir / "oos_equity.png"
     fig.savefig(equity)
@@ -174,15 +175,16 @@ def train(dataset: Dataset, config: TrainConfig, tracking_uri: str) -> dict[str,
         x = matrix(dataset.features)
         booster = lgb.train(
             training_params(lgbm_params, config.seed, config.num_threads),
-            lgb.Dataset(x, label=dataset.frame["y"].to_numpy()),
+            lgb.Dataset(x, label=fit_target(dataset.frame)),
             rounds,
         )
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
             result.predictions.write_parquet(workdir / "oos_predictions.parquet")
             (workdir / "fold_metrics.json").write_text(json.dumps(result.fold_metrics, indent=2))
-            for path in [workdir / "oos_predictions.parquet", workdir / "fold_metrics.json",
-                         *_plots(result, booster, workdir)]:  # fmt: skip
+            plots = _plots(result, booster, workdir, config.horizon, config.short_cost)
+            tables = [workdir / "oos_predictions.parquet", workdir / "fold_metrics.json"]
+            for path in [*tables, *plots]:
                 mlflow.log_artifact(str(path))
         # float columns (a null feature becomes NaN, as LightGBM reads it): a typed signature
         example = dataset.features.tail(5).cast(pl.Float64).fill_null(float("nan")).to_pandas()

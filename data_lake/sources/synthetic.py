@@ -60,6 +60,7 @@ from data_lake.sources.synthetic_market import (
     Signal,
     SimulatedDay,
     SyntheticConfig,
+    TradingClock,
     UnderlyingProfile,
     simulate_path,
     stream_seed,
@@ -70,6 +71,7 @@ __all__ = [
     "SOURCE_NAME",
     "Signal",
     "SyntheticConfig",
+    "TradingClock",
     "UnderlyingProfile",
     "generate",
     "latest_snapshot",
@@ -132,12 +134,14 @@ def _chain_frame(
         )
     }
     size_scale = max(1, round(p.liquidity * 5))
+    clock = TradingClock.of(calendar)
     for i in snaps:
         ts, spot, var = sim.grid[i], sim.spots[i], sim.variances[i]
         tau = np.maximum(settle_s - ts.timestamp(), 0.0) / (YEAR_DAYS * 86400)
         tau_floor = np.maximum(tau, 1 / YEAR_DAYS / 24)
         forward = spot * np.exp((config.rate - p.dividend_yield) * tau)
-        atm = atm_implied_vol(surface, var, tau_floor, mispricing)
+        trading_tau = np.maximum(clock.years_until(ts.timestamp(), settle_s), 1 / TRADING_DAYS / 24)
+        atm = atm_implied_vol(surface, var, tau_floor, mispricing, trading_tau)
         log_m = np.log(listing.strike / forward)
         sigma = smile_vol(surface, atm, log_m, tau_floor)
         spot_arr = np.full(n, spot)

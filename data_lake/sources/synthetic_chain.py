@@ -125,13 +125,27 @@ class SurfaceParams:
 
 
 def atm_implied_vol(
-    params: SurfaceParams, variance: float, tau: FloatArray, mispricing: float
+    params: SurfaceParams,
+    variance: float,
+    tau: FloatArray,
+    mispricing: float,
+    trading_tau: FloatArray | None = None,
 ) -> FloatArray:
-    """ATM IV by tenor: expected average variance (+ jumps) times (1 + VRP), then the
-    planted front-tenor mispricing (zero unless the planted signal is on)."""
-    k_tau = np.maximum(params.kappa * tau, 1e-12)
+    """ATM IV by tenor: the expected variance (+ jumps) until expiry times (1 + VRP),
+    quoted per calendar year, then the planted front-tenor mispricing (zero unless the
+    planted signal is on).
+
+    The variance process runs on trading time (``trading_tau``: years of 252 sessions,
+    no variance on weekends and holidays) while IVs are quoted on calendar time
+    (``tau``: years of 365 days), so the implied variance is the expected integrated
+    variance over ``trading_tau`` divided by ``tau``. Pricing on calendar time alone
+    would let a Friday straddle lose three days of theta against one day of variance,
+    every week: a predictable return the ``none`` signal must not have."""
+    trading = tau if trading_tau is None else trading_tau
+    k_tau = np.maximum(params.kappa * trading, 1e-12)
     expected = params.theta + (variance - params.theta) * (1 - np.exp(-k_tau)) / k_tau
-    implied_var = (expected + params.jump_variance) * (1 + params.variance_risk_premium)
+    integrated = (expected + params.jump_variance) * trading
+    implied_var = integrated / tau * (1 + params.variance_risk_premium)
     front_weight = np.exp(-tau * YEAR_DAYS / 45.0)
     return np.asarray(np.sqrt(implied_var) * np.exp(mispricing * front_weight))
 

@@ -12,7 +12,7 @@ import math
 import threading
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Literal
 
@@ -96,17 +96,23 @@ class SyntheticConfig:
     planted_sd: float = 0.06
     planted_phi: float = 0.8
     dirt_rate: float = 0.0  # fraction of quote rows made bad on purpose (see _with_dirt)
+    # overrides every underlying's variance risk premium when set; 0 prices options fair
+    # (implied variance = expected variance), the edge-free world of the model tests
+    variance_risk_premium: float | None = None
     universe: dict[str, UnderlyingProfile] = field(default_factory=lambda: dict(DEFAULT_UNIVERSE))
 
     def profile(self, underlying: str) -> UnderlyingProfile:
         try:
-            return self.universe[underlying]
+            profile = self.universe[underlying]
         except KeyError:
             known = ", ".join(sorted(self.universe))
             raise ConfigError(
                 f"unknown underlying {underlying!r} for the synthetic source; known: {known} "
                 "(add more under synthetic.universe in volflow.yaml)"
             ) from None
+        if self.variance_risk_premium is not None:
+            profile = replace(profile, variance_risk_premium=self.variance_risk_premium)
+        return profile
 
 
 @dataclass
@@ -123,6 +129,51 @@ class SimulatedDay:
     spots: list[float]
     variances: list[float]
     mispricing: float
+
+
+@dataclass(frozen=True)
+class TradingClock:
+    """The clock the variance process runs on: trading years (252 sessions a year) at
+    every session's close. A session carries ``OVERNIGHT_SHARE`` of a day's variance
+    at its open and the rest spread over its hours (an early close carries less), as
+    ``_simulate_day`` steps; weekends and holidays carry none."""
+
+    opens_s: np.ndarray  # session opens, Unix seconds
+    closes_s: np.ndarray  # session closes, Unix seconds
+    at_close: np.ndarray  # trading years elapsed at each close, from the table's start
+
+    @classmethod
+    def of(cls, calendar: ExchangeCalendar) -> TradingClock:
+        with _CLOCKS_LOCK:
+            clock = _CLOCKS.get(calendar.name)
+            if clock is None or len(clock.closes_s) != len(calendar.days):
+                opens = np.array([o.timestamp() for o in calendar.opens])
+                closes = np.array([c.timestamp() for c in calendar.closes])
+                day = OVERNIGHT_SHARE + (1 - OVERNIGHT_SHARE) * (closes - opens) / (
+                    REGULAR_SESSION_SECONDS
+                )
+                clock = cls(opens, closes, np.cumsum(day) / TRADING_DAYS)
+                _CLOCKS[calendar.name] = clock
+            return clock
+
+    def now(self, ts_s: float) -> float:
+        """Trading years elapsed at ``ts_s`` (constant outside sessions)."""
+        i = int(np.searchsorted(self.closes_s, ts_s, side="left"))
+        before = float(self.at_close[i - 1]) if i > 0 else 0.0
+        if i >= len(self.closes_s) or ts_s < self.opens_s[i]:
+            return before if i < len(self.closes_s) else float(self.at_close[-1])
+        session = (ts_s - self.opens_s[i]) / REGULAR_SESSION_SECONDS
+        return before + (OVERNIGHT_SHARE + (1 - OVERNIGHT_SHARE) * session) / TRADING_DAYS
+
+    def years_until(self, ts_s: float, settle_s: np.ndarray) -> np.ndarray:
+        """Trading years from ``ts_s`` to each settlement (a session close)."""
+        k = np.searchsorted(self.closes_s, settle_s, side="left")
+        k = np.minimum(k, len(self.closes_s) - 1)
+        return np.maximum(self.at_close[k] - self.now(ts_s), 0.0)
+
+
+_CLOCKS: dict[str, TradingClock] = {}
+_CLOCKS_LOCK = threading.Lock()
 
 
 def stream_seed(seed: int, underlying: str, day: date, stream: int) -> list[int]:
@@ -184,7 +235,7 @@ _CHECKPOINTS_LOCK = threading.Lock()
 
 
 def _path_key(underlying: str, config: SyntheticConfig, calendar_name: str) -> tuple[object, ...]:
-    profile = config.profile(underlying)
+    profile = replace(config.profile(underlying), variance_risk_premium=0.0)  # prices only
     return (underlying, config.seed, profile, config.planted_sd, config.planted_phi, calendar_name)
 
 

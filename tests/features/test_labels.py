@@ -184,6 +184,8 @@ def test_delta_hedged_straddle_return_worked_by_hand() -> None:
     #   costs: 0.5 * (5.00 * 0.04 + 2.60 * 0.05) = 0.165; 0.5 * (4.10 * 0.02 + 2.90 * 0.02) = 0.07
     #   return = (7.00 - 7.60 + 0.80 - 0.235) / 7.60 = -0.035 / 7.60 = -0.004605...
     assert value_at(two, TS[1]) == pytest.approx(-0.035 / 7.60, rel=1e-12)
+    # the round trip's costs as a share of the premium: short pays them again
+    assert two["cost"].to_list() == pytest.approx([0.445 / 7.50, 0.235 / 7.60], rel=1e-12)
     assert two["ts_event"].to_list() == TS[:2]  # t2 and t3 have no two snapshots ahead
     assert two["ts_end"].to_list() == TS[2:]
     assert two["date"].to_list() == DAYS[:2]

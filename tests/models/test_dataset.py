@@ -29,7 +29,7 @@ def labels(n: int, horizon: int) -> pl.DataFrame:
         {
             "underlying": "SPY", "date": [s.date() for s in starts], "ts_event": starts,
             "label": "straddle_dh_ret", "horizon_periods": horizon,
-            "value": [0.01 * i for i in range(len(starts))],
+            "value": [0.01 * i for i in range(len(starts))], "cost": 0.002,
             "ts_end": [s + timedelta(days=horizon) for s in starts],
             "ts_init": [s + timedelta(days=horizon) for s in starts], "source": "volflow",
         }
@@ -42,6 +42,7 @@ def test_each_snapshot_with_its_label_becomes_one_row() -> None:
     dataset = training_rows(surface(10), both, "straddle_dh_ret", 5)
     assert dataset.frame.height == 5  # the last 5 snapshots have no 5-period label yet
     assert dataset.frame["y"].to_list() == [0.0, 0.01, 0.02, 0.03, 0.04]
+    assert dataset.frame["cost"].to_list() == [0.002] * 5  # charged again when short
     assert (dataset.frame["t_end"] - dataset.frame["t"]).unique().to_list() == [timedelta(days=5)]
     assert dataset.features.columns == list(FEATURE_COLUMNS)
     assert "underlying_price" not in FEATURE_COLUMNS and "atm_iv_30d" in FEATURE_COLUMNS

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from data_lake.errors import ConfigError
-from models.splits import inner_split, walk_forward
+from models.splits import inner_split, shuffled_kfold, walk_forward
 
 START = datetime(2024, 1, 2, 21, tzinfo=UTC)
 
@@ -100,3 +100,18 @@ def test_no_fold_ever_leaks(
     for fold in found:
         assert not set(fold.train) & set(fold.test)
         assert (t_end.gather(fold.train) < fold.test_start).all()
+
+
+def test_the_leaky_kfold_tests_every_snapshot_once_and_trains_on_its_neighbours() -> None:
+    t0 = datetime(2024, 1, 2, 21, tzinfo=UTC)
+    t = pl.Series([t0 + timedelta(days=i // 2) for i in range(200)])  # two rows a snapshot
+    folds = shuffled_kfold(t, 5, seed=3)
+    tested = np.sort(np.concatenate([f.test for f in folds]))
+    assert tested.tolist() == list(range(200))
+    for fold in folds:
+        assert np.intersect1d(fold.train, fold.test).size == 0
+        assert fold.train.size + fold.test.size == 200
+        # a snapshot's rows are tested together
+        assert set(t.gather(fold.test).to_list()).isdisjoint(t.gather(fold.train).to_list())
+    # the leak: later snapshots train models that predict earlier ones
+    assert any(t.gather(f.train).max() > t.gather(f.test).min() for f in folds)

@@ -15,11 +15,12 @@ from data_lake.quality import check
 from data_lake.schemas import OPTION_QUOTES, UNDERLYING_BARS
 from data_lake.sources.synthetic import (
     SyntheticConfig,
+    TradingClock,
     generate,
     latest_snapshot,
     simulate_path,
 )
-from data_lake.sources.synthetic_chain import bsm_price, nice_strike_step
+from data_lake.sources.synthetic_chain import atm_implied_vol, bsm_price, nice_strike_step
 
 START, END = date(2024, 3, 1), date(2024, 3, 15)
 
@@ -301,3 +302,46 @@ def test_quotes_respect_the_european_no_arbitrage_bounds() -> None:
     forward_intrinsic = spot * (-q * tau).exp() - strike * (-config.rate * tau).exp()
     lower = pl.when(pl.col("right") == "C").then(forward_intrinsic).otherwise(-forward_intrinsic)
     assert chain.filter(pl.col("ask") < lower.clip(lower_bound=0) - 1e-9).is_empty()
+
+
+def test_a_zero_variance_risk_premium_prices_at_the_expected_variance() -> None:
+    fair = SyntheticConfig(seed=11, variance_risk_premium=0.0)
+    rich = SyntheticConfig(seed=11)
+    assert fair.profile("SPY").variance_risk_premium == 0.0
+    assert rich.profile("SPY").variance_risk_premium == pytest.approx(0.3)
+    mid = ((pl.col("bid") + pl.col("ask")) / 2).alias("mid")
+    both = (
+        _quotes(fair)
+        .select("contract_id", "ts_event", mid)
+        .join(_quotes(rich).select("contract_id", "ts_event", mid), on=["contract_id", "ts_event"])
+    )
+    assert both.height > 10_000
+    assert both["mid"].equals(both["mid_right"]) is False
+    assert (both["mid"] <= both["mid_right"]).all()  # same path, lower volatility everywhere
+
+
+def test_the_variance_clock_runs_on_sessions_not_calendar_days() -> None:
+    calendar = exchange_calendar()
+    clock = TradingClock.of(calendar)
+    friday, monday = calendar.sessions(date(2024, 3, 8), date(2024, 3, 11))
+    friday_close, monday_open = friday.close.timestamp(), monday.open.timestamp()
+    day = 1 / 252
+    assert clock.now(friday_close + 3600) == pytest.approx(clock.now(friday_close))  # weekend
+    assert clock.now(monday_open) - clock.now(friday_close) == pytest.approx(0.2 * day)
+    assert clock.now(monday.close.timestamp()) - clock.now(friday_close) == pytest.approx(day)
+    # from one Friday's close to the next: five sessions, however many calendar days
+    next_friday = calendar.sessions(date(2024, 3, 15), date(2024, 3, 15))[0]
+    until = clock.years_until(friday_close, np.array([next_friday.close.timestamp()]))
+    assert until[0] == pytest.approx(5 * day)
+
+
+def test_a_straddle_is_priced_for_the_variance_of_its_sessions() -> None:
+    """Implied variance x calendar time = expected variance over the trading time left,
+    so a Friday close prices no variance for the weekend it will not see."""
+    params = SyntheticConfig().profile("SPY").surface()
+    v = params.theta
+    tau = np.array([7 / 365, 7 / 365])
+    trading = np.array([5 / 252, 4 / 252])  # a week, and a week with a holiday
+    iv = atm_implied_vol(params, v, tau, 0.0, trading)
+    per_trading_year = (v + params.jump_variance) * (1 + params.variance_risk_premium)
+    assert iv**2 * tau == pytest.approx(per_trading_year * trading, rel=1e-12)

@@ -1,0 +1,33 @@
+"""The synthetic markets of the edge tests (``test_edge``), importable by the worker
+processes that build them."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from data_lake.ingest import chunked, write_batches
+from data_lake.lake import Lake
+from data_lake.sources.synthetic import SyntheticConfig, generate
+from tasks.features import FeatureInputs, build_underlying
+
+UNDERLYINGS = ("SPY", "QQQ", "IWM", "DIA")
+START, END = date(2021, 1, 4), date(2023, 12, 29)
+
+
+def build_world(root: Path, signal: str) -> Path:
+    """A fair (zero-VRP) synthetic market with its features under ``root/signal``;
+    small chains for speed (3 strikes per standard deviation, 4 monthly expiries:
+    every feature and label still has its contracts). Returns the lake's root."""
+    config = SyntheticConfig(
+        signal=signal,  # type: ignore[arg-type]
+        variance_risk_premium=0.0,
+        strikes_per_sd=3.0,
+        expiry_months=4,
+    )
+    lake = Lake(root / signal / "lake", durable=False)
+    for underlying in UNDERLYINGS:
+        for chunk in chunked(generate(underlying, START, END, config), 20):
+            write_batches(lake, chunk)
+        build_underlying(lake, underlying, FeatureInputs("PCREDIT8", 0.04, 1, 0.01, (1, 5)))
+    return lake.root
