@@ -103,7 +103,11 @@ def _at_tenor(expiries: pl.DataFrame, column: str, days: int, total_variance: bo
         .otherwise(0.0)
     )
     mixed = pl.col("v_lo") + w * (pl.col("v_hi") - pl.col("v_lo"))
-    inside = (mixed / tenor).sqrt() if total_variance else mixed
+    # times the reciprocal, not divided by the literal: Polars 2.1 divides a column of
+    # one row by a literal exactly but a longer one by multiplying with the reciprocal,
+    # so a snapshot built alone (an incremental build's last chunk) differed in the
+    # last bit from the same snapshot built among others
+    inside = (mixed * (1.0 / tenor)).sqrt() if total_variance else mixed
     name = f"{column}_{days}d" if column != "atm_iv" else f"atm_iv_{days}d"
     return both.select(*KEYS, pl.coalesce(inside, pl.col("iv_lo"), pl.col("iv_hi")).alias(name))
 

@@ -18,10 +18,15 @@ European-exercise, PM-settled, multiplier 100.
 
 **Signal switch.**
 
-* ``none``: option prices are the model's fair prices (times a constant variance
-  risk premium), so delta-hedged option returns have no predictable component
-  beyond that constant premium. Constant-maturity IV still mean-reverts with the
-  variance state, as in real markets; that is priced, not an edge.
+* ``none``: option prices are the model's fair prices times a constant variance risk
+  premium (default 0.3; ``variance_risk_premium`` overrides it for every underlying,
+  ``--vrp`` on the CLI). With ``--vrp 0`` no option return is predictable: implied
+  variance is the expected variance over the trading time left (the variance process
+  runs on sessions, so the clock is ``TradingClock``: a weekend carries no variance
+  and no predictable theta), and delta-hedged straddle returns have no predictable
+  component (``tests/models/test_edge.py``). With a premium, short straddles earn it
+  on average. Constant-maturity IV still mean-reverts with the variance state, as in
+  real markets; that is priced, not an edge.
 * ``planted``: a mispricing ``m_t`` follows an AR(1) per underlying with daily
   persistence ``planted_phi`` (default 0.8, half-life ~3 sessions) and stationary
   standard deviation ``planted_sd`` (default 0.06); it multiplies front-tenor IVs

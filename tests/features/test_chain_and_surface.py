@@ -152,3 +152,24 @@ def test_american_contracts_are_solved_with_the_american_model() -> None:
     assert put["solver_status"] in ("ok", "no_time_value", "below_intrinsic")
     if put["solver_status"] == "ok":
         assert put["iv"] < 0.25
+
+
+def test_a_snapshot_alone_gives_the_same_bits_as_among_others() -> None:
+    """An incremental build can compute one snapshot alone: its features must equal,
+    bit for bit, those computed with other snapshots in the frame (Polars divides a
+    one-row column by a literal differently from a longer one)."""
+    vols = {EXPIRIES[0]: 0.31, EXPIRIES[1]: 0.23, EXPIRIES[2]: 0.217}
+    t_of = {years_to(e): v for e, v in vols.items()}
+    first = analytics_of(chain(lambda k, t: t_of[t] + 0.0003 * (100 - k), EXPIRIES, STRIKES))
+    later = [
+        first.with_columns(
+            pl.col("ts_event") - pl.duration(days=d),
+            pl.col("iv") * (1 + d / 97),
+        )
+        for d in range(1, 4)
+    ]
+    alone = surface_features(first)
+    together = surface_features(pl.concat([first, *later])).filter(pl.col("ts_event") == CLOSE)
+    assert together.height == 1
+    for column in alone.columns:
+        assert alone[column].equals(together[column]), column
