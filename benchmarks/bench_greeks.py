@@ -9,7 +9,9 @@ Data: a seeded chain-like population (spot 100, log-moneyness ~ N(0, 0.15) clipp
 yields 0..3%, calls and puts), priced with the closed-form BSM formula (numpy and
 ``scipy.special.ndtr``: independent of the code under test).
 
-Timed, median of 3 after a warm-up (compilation excluded; numba's cache is warm):
+Timed, median of 3 after a warm-up (compilation excluded; numba's cache is warm), with
+the CPU time of that run per option (summed over threads: other processes on the
+machine inflate the wall time, not this):
 
 * volflow: ``features.greeks.implied_vol_and_greeks`` on a Polars frame, end to end
   (column extraction, the parallel kernel on all cores, the seven output columns);
@@ -69,14 +71,18 @@ def population(n: int, seed: int = 7) -> pl.DataFrame:
     )  # fmt: skip
 
 
-def median_seconds(fn, repeats: int = 3) -> float:  # type: ignore[no-untyped-def]
+def median_seconds(fn, repeats: int = 3) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(wall, CPU) seconds of the run with the median wall time. CPU time is summed over
+    the process's threads: about threads x wall on an idle machine, and unaffected by
+    other processes taking cores (this machine is shared), which inflate only wall."""
     fn()
-    times = []
+    runs = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+        runs.append((time.perf_counter() - start, time.process_time() - cpu_start))
+    runs.sort()
+    return runs[len(runs) // 2]
 
 
 def identifiable_error(result: pl.DataFrame) -> float:
@@ -143,15 +149,17 @@ def main() -> None:
         & (noise < 1e-11)
     )
     worst_vs_ref = float((agree["iv"] - agree["ref"]).abs().max() or 0.0)
-    print(f"{'rows':>11} {'volflow s':>10} {'volflow opt/s':>14} {'py_vollib opt/s':>16} "
-          f"{'ratio':>7} {'max|iv-sigma|':>14} {'ok share':>9}")  # fmt: skip
+    print(f"{'rows':>11} {'volflow s':>10} {'volflow opt/s':>14} {'CPU ns/opt':>11} "
+          f"{'py_vollib opt/s':>16} {'ratio':>7} {'max|iv-sigma|':>14} "
+          f"{'ok share':>9}")  # fmt: skip
     for n in sizes:
         frame = population(n)
-        seconds = median_seconds(lambda f=frame: implied_vol_and_greeks(f))
+        seconds, cpu_seconds = median_seconds(lambda f=frame: implied_vol_and_greeks(f))
         result = implied_vol_and_greeks(frame)
         ok_share = float((result["solver_status"] == "ok").mean() or 0.0)
         rate = n / seconds
-        print(f"{n:11,} {seconds:10.3f} {rate:14,.0f} {loop_rate:16,.0f} {rate / loop_rate:6.0f}x "
+        print(f"{n:11,} {seconds:10.3f} {rate:14,.0f} {cpu_seconds / n * 1e9:11.0f} "
+              f"{loop_rate:16,.0f} {rate / loop_rate:6.0f}x "
               f"{identifiable_error(result):14.2e} {ok_share:9.4f}")  # fmt: skip
         del frame, result
     print(f"\npy_vollib loop: {args.sample:,} options in {loop_seconds:.1f} s (IV + 5 analytical "

@@ -6,7 +6,7 @@ as decimals) and returns it with ``iv, delta, gamma, vega, theta, rho, solver_st
 added, rows in the same order. One compiled pass per row, in parallel over the rows
 (numba ``prange``): the price becomes an undiscounted Black price on the forward
 ``F = S exp((r - q) T)``, Jäckel's Let's Be Rational gives the volatility to machine
-precision (``features.lbr``), and the analytic Greeks are computed in the same pass.
+precision (``features.kernels``), and the analytic Greeks are computed in the same pass.
 
 Units (the textbook ones, Hull): ``delta`` per 1 of underlying, ``gamma`` per 1 of
 underlying per 1 of underlying, ``vega`` per volatility point (a 0.01 change in
