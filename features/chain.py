@@ -29,6 +29,7 @@ from features.american import american_implied_vol_and_greeks
 from features.greeks import implied_vol_and_greeks
 
 YEAR_SECONDS = 365.0 * 86400.0
+YEARS_PER_MICROSECOND = 1.0 / (YEAR_SECONDS * 1e6)
 MODELS = {"european": "bsm_european", "american": "baw_american"}
 
 
@@ -86,10 +87,12 @@ def option_analytics(
             how="left",
         )
         .with_columns(
+            # times a constant, never divided by a literal: Polars divides a one-row
+            # column by a literal exactly and a longer one by the reciprocal, which
+            # would make a row's bits depend on how many rows it was built with
             (
                 (pl.col("_last_trade") - pl.col("ts_event")).dt.total_microseconds()
-                / 1e6
-                / YEAR_SECONDS
+                * YEARS_PER_MICROSECOND
             ).alias("t_years"),
             pl.col("div_yield").fill_null(0.0),
         )

@@ -38,7 +38,7 @@ def realized_vol(bars: pl.DataFrame) -> pl.DataFrame:
     prev_close = c.shift(1).over("underlying")
     ret = ln(c / prev_close)
     n = RANGE_WINDOW
-    parkinson = ln(h / lo) ** 2 / (4 * math.log(2))
+    parkinson = ln(h / lo) ** 2 * (1 / (4 * math.log(2)))  # no column / literal (chain.py)
     garman_klass = 0.5 * ln(h / lo) ** 2 - (2 * math.log(2) - 1) * ln(c / o) ** 2
     rogers_satchell = ln(h / c) * ln(h / o) + ln(lo / c) * ln(lo / o)
     k = 0.34 / (1.34 + (n + 1) / (n - 1))
