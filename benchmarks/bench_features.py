@@ -78,16 +78,20 @@ def main() -> None:
             "FROM option_analytics WHERE price IS NOT NULL",
         )
         implied_vol_and_greeks(kernel_input.head(1000))  # compiled (or loaded) already
-        started = time.perf_counter()
-        implied_vol_and_greeks(kernel_input)
-        kernel = time.perf_counter() - started
+        runs = []
+        for _ in range(3):  # the best of 3: the first call after a build pays page faults
+            started = time.perf_counter()
+            implied_vol_and_greeks(kernel_input)
+            runs.append(time.perf_counter() - started)
+        kernel = min(runs)
         print(
             f"\nfull rebuild: {total_rows:,} option rows in {total_seconds:.1f} s = "
             f"{total_rows / total_seconds:,.0f} option rows/s end to end"
         )
         print(
-            f"IV + Greeks kernel alone on the same {kernel_input.height:,} rows: {kernel:.1f} s "
-            f"({100 * kernel / total_seconds:.0f}% of the rebuild)"
+            f"IV + Greeks kernel alone on the same {kernel_input.height:,} rows: {kernel:.2f} s "
+            f"(best of 3; first {runs[0]:.2f} s), {100 * kernel / total_seconds:.0f}% of the "
+            "rebuild; the build solves each row three times (mid, bid, ask)"
         )
 
 

@@ -199,6 +199,10 @@ OPTION_ANALYTICS = TableSpec(
                 "rate": pl.Float64,  # continuous, as of the snapshot
                 "div_yield": pl.Float64,  # continuous, as of the snapshot
                 "iv": pl.Float64,
+                # the IVs of the bid and of the ask of a two-sided quote (same model);
+                # null where that side has no IV (e.g. a bid below intrinsic value)
+                "iv_bid": pl.Float64,
+                "iv_ask": pl.Float64,
                 "delta": pl.Float64,
                 "gamma": pl.Float64,
                 "vega_per_vol_point": pl.Float64,

@@ -11,6 +11,8 @@ calendar): no I/O, no clock. For each quote row:
   AM), over 365 days; ``dte_days`` the same in days.
 * ``rate`` and ``div_yield`` as of the snapshot's date; the forward
   ``F = S exp((r - q) t)`` and ``log_moneyness = ln(K / F)``.
+* ``iv_bid`` and ``iv_ask``: the bid and the ask of a two-sided quote solved the same
+  way (the quote's width in volatility).
 * IV and Greeks: European contracts by Black-Scholes-Merton (``features.greeks``,
   ``model`` "bsm_european"); American ones (US single stocks) by Barone-Adesi-Whaley
   (``features.american``, ``model`` "baw_american"), so the early-exercise premium
@@ -97,7 +99,8 @@ def option_analytics(
             pl.col("div_yield").fill_null(0.0),
         )
     )
-    solved = _solved(frame.with_columns(pl.col("underlying_price").alias("spot")))
+    frame = frame.with_columns(pl.col("underlying_price").alias("spot"))
+    solved = _solved(frame).with_columns(_side_ivs(frame))
     status = pl.coalesce(pl.col("_pre_status"), pl.col("solver_status").cast(pl.String))
     greeks = ("iv", "delta", "gamma", "vega", "theta", "rho")
     unpriced = pl.col("_pre_status").is_not_null()
@@ -123,7 +126,10 @@ def option_analytics(
         "t_years",
         "rate",
         "div_yield",
-        *(pl.when(unpriced).then(None).otherwise(pl.col(g)).alias(g) for g in greeks[:3]),
+        pl.when(unpriced).then(None).otherwise(pl.col("iv")).alias("iv"),
+        "iv_bid",
+        "iv_ask",
+        *(pl.when(unpriced).then(None).otherwise(pl.col(g)).alias(g) for g in greeks[1:3]),
         pl.when(unpriced).then(None).otherwise(pl.col("vega")).alias("vega_per_vol_point"),
         pl.when(unpriced).then(None).otherwise(pl.col("theta")).alias("theta_per_day"),
         pl.when(unpriced).then(None).otherwise(pl.col("rho")).alias("rho_per_pct_rate"),
@@ -150,6 +156,21 @@ def _solved(frame: pl.DataFrame) -> pl.DataFrame:
         american_implied_vol_and_greeks(indexed.filter(american)),
     ]
     return pl.concat(parts).sort("_row").drop("_row")
+
+
+def _side_ivs(frame: pl.DataFrame) -> list[pl.Series]:
+    """``iv_bid`` and ``iv_ask``: each side of a two-sided quote solved like the mid
+    (same model, same inputs); null where the quote is not two-sided or that side has
+    no IV (a bid at or below intrinsic value, say)."""
+    two_sided = pl.col("price_source") == "mid"
+    inputs = frame.select("spot", "strike", "t_years", "rate", "div_yield", "right",
+                          "exercise_style", two_sided.alias("_two"), "bid", "ask")  # fmt: skip
+    sides = []
+    for side in ("bid", "ask"):
+        priced = inputs.with_columns(pl.when("_two").then(pl.col(side)).alias("price"))
+        iv = _solved(priced)["iv"]
+        sides.append(iv.fill_nan(None).alias(f"iv_{side}"))
+    return sides
 
 
 def constant_rates(days: list[date], rate: float) -> pl.DataFrame:

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 import polars as pl
 import pytest
 from py_vollib.black_scholes_merton import black_scholes_merton
+from py_vollib.black_scholes_merton.implied_volatility import implied_volatility
 
 from data_lake.calendar import exchange_calendar
 from data_lake.schemas import OPTION_QUOTES
@@ -90,6 +91,32 @@ def test_unpriceable_rows_say_why() -> None:
     assert result["price_source"].to_list() == ["last", None, None]
     assert result["solver_status"].to_list() == ["ok", "crossed_quote", "no_price"]
     assert result["iv"][1] is None and result["delta"][2] is None
+    # no two-sided quote, no side IVs (the trade-only row has an IV from its last trade)
+    assert result["iv_bid"].to_list() == [None] * 3 and result["iv_ask"].to_list() == [None] * 3
+
+
+def test_bid_and_ask_ivs_are_the_quote_width_in_volatility() -> None:
+    quotes = chain(lambda k, t: 0.25, EXPIRIES, STRIKES)
+    result = analytics_of(quotes).filter(pl.col("solver_status") == "ok")
+    row = result.filter(pl.col("contract_id") == "XYZ240216P00096000").row(0, named=True)
+    t = row["t_years"]
+    for side, factor in (("iv_bid", 0.99), ("iv_ask", 1.01)):
+        price = black_scholes_merton("p", SPOT, 96.0, t, RATE, 0.25, DIV) * factor
+        expected = implied_volatility(price, SPOT, 96.0, t, RATE, DIV, "p")
+        assert row[side] == pytest.approx(expected, abs=1e-10), side
+    otm = result.filter((pl.col("log_moneyness") > 0) == (pl.col("right") == "C"))
+    assert otm["iv_bid"].null_count() == 0 and otm["iv_ask"].null_count() == 0
+    both = result.drop_nulls(["iv_bid", "iv_ask"])
+    assert ((both["iv_bid"] < both["iv"]) & (both["iv"] < both["iv_ask"])).all()
+    # deep in the money, 1% under the model price is below intrinsic value: no bid IV
+    missing = result.filter(pl.col("iv_bid").is_null())
+    assert (missing["log_moneyness"] > 0).eq(missing["right"] == "P").all()
+    # a bid below intrinsic value has no IV: a null, never a number
+    deep = quotes.filter(pl.col("contract_id") == "XYZ240112C00070000").with_columns(
+        pl.lit(29.0).alias("bid"), pl.lit(31.0).alias("ask")
+    )
+    row = analytics_of(deep).row(0, named=True)
+    assert row["iv_bid"] is None and row["iv_ask"] is not None and row["iv_ask"] > 0
 
 
 def test_am_settled_contracts_stop_a_session_early() -> None:
