@@ -87,7 +87,7 @@ def ic_tstat(frame: pl.DataFrame, horizon: int) -> float:
         .mul((y - y.mean()) / y.std(ddof=0))
         .alias("_u"),
     )
-    per_snapshot = z.group_by("t").agg(pl.col("_u").sum(), pl.len().alias("_n")).sort("t")
+    per_snapshot = z.group_by("t").agg(pl.col("_u").sum()).sort("t")
     u = per_snapshot["_u"].to_numpy()
     if not np.all(np.isfinite(u)):
         return float("nan")
