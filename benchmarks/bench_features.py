@@ -5,7 +5,7 @@ Run::
     python benchmarks/bench_features.py [--underlyings SPY,QQQ] [--start 2023-01-03]
         [--end 2024-12-31]
 
-Builds a synthetic lake (not timed), then times ``tasks.features.build_underlying``
+Builds a synthetic lake (not timed), then times ``tasks.feature_build.build_underlying``
 with ``full=True`` per underlying: reading the quote partitions, option analytics
 (prices, moneyness, time, rates, dividend yields, IV and Greeks), their partition
 writes, surface features, the time-series features over the whole history, and the
@@ -29,7 +29,7 @@ from data_lake.ingest import chunked, write_batches
 from data_lake.lake import Lake
 from data_lake.sources.synthetic import SyntheticConfig, generate
 from features.greeks import implied_vol_and_greeks
-from tasks.features import FeatureInputs, build_underlying
+from tasks.feature_build import FeatureInputs, build_underlying
 
 INPUTS = FeatureInputs("PCREDIT8", 0.04, 1, 0.013, (1, 5))
 

@@ -32,7 +32,7 @@ from data_lake.sources.synthetic import SyntheticConfig, generate
 from models.dataset import load_dataset
 from models.splits import inner_split, walk_forward
 from models.tuning import tune
-from tasks.features import FeatureInputs, build_underlying
+from tasks.feature_build import FeatureInputs, build_underlying
 
 WORKER = """
 import sys

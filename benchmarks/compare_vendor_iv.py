@@ -32,7 +32,7 @@ from data_lake.catalog import query
 from data_lake.ingest import write_batches
 from data_lake.lake import Lake
 from data_lake.sources.lean import load_underlying
-from tasks.features import FeatureInputs, build_underlying
+from tasks.feature_build import FeatureInputs, build_underlying
 
 PERIODS = {"AAPL": ("2014-06-02", "2014-06-16"), "GOOG": ("2015-12-22", "2015-12-31")}
 

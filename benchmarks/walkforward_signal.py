@@ -33,7 +33,7 @@ from data_lake.lake import Lake
 from data_lake.sources.synthetic import SyntheticConfig, generate
 from models.dataset import load_dataset
 from models.walkforward import LEAKS, run_walk_forward
-from tasks.features import FeatureInputs, build_underlying
+from tasks.feature_build import FeatureInputs, build_underlying
 
 LABELS = (("straddle_dh_ret", 5), ("straddle_dh_ret", 1))
 

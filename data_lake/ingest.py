@@ -92,12 +92,20 @@ class IngestSummary:
         }
 
 
+def failure_line(unit: str, message: str) -> str:
+    """``unit: message``, naming the unit once: most messages already start with it."""
+    return message if unit in message else f"{unit}: {message}"
+
+
 class PartialIngestError(VolflowError):
     """Some underlyings or files failed; the others were written. ``summary`` has both."""
 
     def __init__(self, summary: dict[str, Any]) -> None:
         failed = summary["failed"]
-        detail = "; ".join(f"{u}: {msg}" for u, msg in failed.items())
-        unit = "file(s)" if summary.get("files") is not None else "underlying(s)"
-        super().__init__(f"{len(failed)} {unit} failed, the rest were written: {detail}")
+        key = "files" if summary.get("files") is not None else "underlyings"
+        units = set(summary.get(key) or {}) | set(failed)
+        detail = "; ".join(failure_line(u, msg) for u, msg in failed.items())
+        rest = " (the others were written)" if len(units) > len(failed) else ""
+        noun = "file(s)" if key == "files" else "underlying(s)"
+        super().__init__(f"{len(failed)} of {len(units)} {noun} failed{rest}: {detail}")
         self.summary = summary

@@ -17,10 +17,10 @@ from rich.console import Console
 
 from data_lake.catalog import query
 from data_lake.status import lake_status
-from flows.features import FeatureParams, build_features
-from flows.ingest import IngestParams, ingest_chains
+from flows.build_features import FeatureParams, build_features
+from flows.ingest_chains import IngestParams, ingest_chains
 from flows.settings import Settings
-from flows.train import TrainParams, train_model
+from flows.train_model import TrainParams, train_model
 
 DEMO_UNDERLYINGS = ["SPY", "QQQ"]
 DEMO_START = date(2024, 1, 2)

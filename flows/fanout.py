@@ -7,7 +7,7 @@ from typing import Any
 from prefect.futures import PrefectFuture
 from prefect.logging import get_run_logger
 
-from data_lake.ingest import PartialIngestError
+from data_lake.ingest import PartialIngestError, failure_line
 
 
 def gather_results(
@@ -21,7 +21,7 @@ def gather_results(
         except Exception as exc:  # one bad underlying or file must not sink the others
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             summary["failed"][unit] = message
-            logger.error("ingest of %s failed: %s", unit, message)
+            logger.error("failed: %s", failure_line(unit, message))
             continue
         summary[key][unit] = result
         problems = result.get("problems") or []
@@ -31,7 +31,7 @@ def gather_results(
                 str(p) for p in problems
             )
             summary["failed"][unit] = message
-            logger.error("ingest of %s: %s", unit, message)
+            logger.error("%s: %s", unit, message)
     if summary["failed"]:
         raise PartialIngestError(summary)
     return summary

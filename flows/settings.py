@@ -122,7 +122,8 @@ class TrainSettings(BaseModel):
     tracking_uri: str | None = None  # default: sqlite under VOLFLOW_HOME/mlflow
     label: str = "straddle_dh_ret"
     horizon: int = Field(default=5, ge=1)
-    n_folds: int = Field(default=5, ge=1, le=50)
+    n_folds: int = Field(default=5, ge=1, le=50)  # at most: fewer if the data is short
+    min_train_periods: int = Field(default=20, ge=1)  # per fold, after purge and embargo
     trials: int = Field(default=20, ge=0)
     timeout_seconds: float | None = Field(default=None, gt=0)
     seed: int = 7

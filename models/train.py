@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -40,9 +41,16 @@ from mlflow.models import infer_signature
 from models.dataset import FEATURE_COLUMNS, Dataset
 from models.lgbm import matrix, training_params
 from models.metrics import strategy_returns
+from models.splits import FoldPlan, plan_folds
 from models.walkforward import WalkForwardResult, fit_target, run_walk_forward
 
+logger = logging.getLogger(__name__)
+
 CHAMPION, CHALLENGER = "champion", "challenger"
+EXPERIMENT = "volflow-train"
+# MLflow 3 opens an experiment without this tag on its GenAI "Traces" view; with it,
+# on the training runs
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 PIP_REQUIREMENTS = [f"lightgbm=={lgb.__version__}", f"numpy=={np.__version__}"]
 
 
@@ -57,6 +65,7 @@ class TrainConfig:
     num_threads: int = 1
     short_cost: float = 0.0
     storage: str | None = None  # Optuna storage (journal file or RDB URL)
+    min_train_periods: int = 20  # training snapshots a fold keeps after purge and embargo
 
 
 def model_name(label: str, horizon: int) -> str:
@@ -121,12 +130,24 @@ def _champion_params(client: MlflowClient, name: str) -> tuple[str | None, dict[
     return version.version, json.loads(version.tags.get("volflow.params", "{}"))
 
 
-def _fixed_sharpe(dataset: Dataset, config: TrainConfig, params: dict[str, Any]) -> float:
+def fold_plan(dataset: Dataset, config: TrainConfig) -> FoldPlan:
+    """The folds this job runs: as many as requested that the data supports."""
+    frame = dataset.frame
+    return plan_folds(
+        frame["t"], frame["t_end"], config.n_folds, horizon=config.horizon,
+        min_train_periods=config.min_train_periods,
+    )  # fmt: skip
+
+
+def _fixed_sharpe(
+    dataset: Dataset, config: TrainConfig, plan: FoldPlan, params: dict[str, Any]
+) -> float:
     """Out-of-sample net Sharpe of fixed ``params`` on this job's folds."""
     fixed = {k: v for k, v in params.items() if k != "rounds"}
     rerun = run_walk_forward(
-        dataset, config.n_folds, params=fixed, rounds=int(params.get("rounds", 200)),
+        dataset, plan.n_folds, params=fixed, rounds=int(params.get("rounds", 200)),
         seed=config.seed, num_threads=config.num_threads, short_cost=config.short_cost,
+        first_test_period=plan.first_test_period, min_train_periods=plan.min_train_periods,
     )  # fmt: skip
     return float(rerun.overall["sharpe_net"])
 
@@ -144,24 +165,48 @@ def decide(challenger_sharpe: float, champion_sharpe: float | None) -> tuple[str
                         f"champion's {champion_sharpe:.3f} on the same folds")  # fmt: skip
 
 
+def use_training_experiment(client: MlflowClient) -> str:
+    """Create (or tag) the training experiment and make it the active one; its id."""
+    found = client.get_experiment_by_name(EXPERIMENT)
+    if found is None:
+        try:
+            experiment_id = client.create_experiment(EXPERIMENT, tags=EXPERIMENT_KIND)
+        except mlflow.exceptions.MlflowException:  # another job created it first
+            found = client.get_experiment_by_name(EXPERIMENT)
+            if found is None:
+                raise
+    if found is not None:
+        experiment_id = found.experiment_id
+        for key, value in EXPERIMENT_KIND.items():
+            if found.tags.get(key) != value:  # made before the tag existed
+                client.set_experiment_tag(experiment_id, key, value)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
 def train(dataset: Dataset, config: TrainConfig, tracking_uri: str) -> dict[str, Any]:
     """Run the job; returns the run id, model version, alias and out-of-sample metrics."""
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("volflow-train")
     client = MlflowClient()
+    use_training_experiment(client)
     name = model_name(config.label, config.horizon)
+    plan = fold_plan(dataset, config)
+    logger.info("%s", plan.describe())
     with mlflow.start_run(run_name=f"train {name}") as run:
         mlflow.log_params({
-            "label": config.label, "horizon_periods": config.horizon, "n_folds": config.n_folds,
+            "label": config.label, "horizon_periods": config.horizon, "n_folds": plan.n_folds,
+            "n_folds_requested": config.n_folds, "first_test_snapshot": plan.first_test_period,
+            "min_train_periods": config.min_train_periods,
             "trials": config.trials, "seed": config.seed, "short_cost": config.short_cost,
             "features": ",".join(FEATURE_COLUMNS), "model": "lightgbm",
         })  # fmt: skip
         mlflow.set_tags({**data_snapshot(dataset), "git_commit": git_commit(),
                          "label_definition": "features/labels.py"})  # fmt: skip
         result = run_walk_forward(
-            dataset, config.n_folds, seed=config.seed, num_threads=config.num_threads,
+            dataset, plan.n_folds, seed=config.seed, num_threads=config.num_threads,
             short_cost=config.short_cost, trials=config.trials, timeout=config.timeout,
-            storage=config.storage,
+            storage=config.storage, first_test_period=plan.first_test_period,
+            min_train_periods=plan.min_train_periods,
         )  # fmt: skip
         for metrics, params in zip(result.fold_metrics, result.fold_params, strict=True):
             with mlflow.start_run(run_name=f"fold {int(metrics['fold'])}", nested=True):
@@ -196,9 +241,9 @@ def train(dataset: Dataset, config: TrainConfig, tracking_uri: str) -> dict[str,
         version = str(info.registered_model_version)
         champion_version, champion_params = _champion_params(client, name)
         # both models' parameters through the same folds, without tuning: like for like
-        own_sharpe = _fixed_sharpe(dataset, config, final_params)
+        own_sharpe = _fixed_sharpe(dataset, config, plan, final_params)
         champion_sharpe = (
-            _fixed_sharpe(dataset, config, champion_params) if champion_params else None
+            _fixed_sharpe(dataset, config, plan, champion_params) if champion_params else None
         )
         mlflow.log_metric("decision_sharpe_net", own_sharpe)
         alias, reason = decide(own_sharpe, champion_sharpe)
@@ -211,5 +256,6 @@ def train(dataset: Dataset, config: TrainConfig, tracking_uri: str) -> dict[str,
         "run_id": run.info.run_id, "model_name": name, "model_version": version,
         "alias": alias, "reason": reason, "label": config.label,
         "label_horizon_periods": config.horizon, "n_oos": int(result.overall["n"]),
+        "n_folds": plan.n_folds, "folds": plan.describe(),
         **{k: (v if np.isfinite(v) else None) for k, v in overall.items()},
     }  # fmt: skip

@@ -61,6 +61,8 @@ def run_walk_forward(
     trials: int = 0,
     timeout: float | None = None,
     storage: str | None = None,
+    first_test_period: int | None = None,
+    min_train_periods: int = 20,
 ) -> WalkForwardResult:
     """Outer walk-forward folds. With ``trials`` > 0 each fold's parameters (and number
     of rounds) are tuned by Optuna inside its own training window (``models.tuning``,
@@ -68,7 +70,8 @@ def run_walk_forward(
     ``leak`` other than "none" is a deliberately leaky variant, kept to prove that the
     tests using it have teeth: "no_purge" walks forward without purge or embargo;
     "shuffled_kfold" tests each of ``n_folds`` shuffled snapshot folds with a model
-    trained on all the others (``models.splits.shuffled_kfold``)."""
+    trained on all the others (``models.splits.shuffled_kfold``). ``first_test_period``
+    places the first test window (``models.splits.plan_folds``); default: mid-way."""
     frame = dataset.frame
     if "cost" not in frame.columns:  # a label that is not a traded return
         frame = frame.with_columns(pl.lit(0.0).alias("cost"))
@@ -81,7 +84,9 @@ def run_walk_forward(
         folds = shuffled_kfold(frame["t"], n_folds, seed)
     else:
         folds = walk_forward(frame["t"], t_end, n_folds, horizon=horizon,
-                             embargo=None if leak == "none" else 0)  # fmt: skip
+                             embargo=None if leak == "none" else 0,
+                             first_test_period=first_test_period,
+                             min_train_periods=min_train_periods)  # fmt: skip
     features = dataset.features
     y = fit_target(frame)
     parts, fold_metrics, fold_params = [], [], []

@@ -1,87 +1,86 @@
-"""prefect.yaml registers against a real Prefect server with the declared schedules."""
+"""prefect.yaml and the modules it points at: entrypoints that load the same way under
+a worker as here, and no flow or task module that can hide a package.
+
+(Registration and runs under a real server and worker: tests/test_deployments.py.)"""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
+import importlib
+import importlib.metadata
+import re
 import sys
 from pathlib import Path
-from typing import Any
 
-import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-PREFECT = Path(sys.executable).parent / "prefect"
+
+
+CONFIG = yaml.safe_load((REPO / "prefect.yaml").read_text())
+FLOW_OF = {"ingest-chains": "ingest-chains", "backfill": "backfill", "yfinance": "ingest-chains",
+           "build-features": "build-features", "train-model": "train-model"}  # fmt: skip
 
 
 def test_every_deployment_points_at_a_flow_with_its_name() -> None:
-    import importlib
-
-    config = yaml.safe_load((REPO / "prefect.yaml").read_text())
-    names = {d["name"] for d in config["deployments"]}
-    assert names == {"ingest-chains", "backfill", "yfinance", "build-features", "train-model"}
-    flows = {"ingest-chains": "ingest-chains", "backfill": "backfill", "yfinance": "ingest-chains",
-             "build-features": "build-features", "train-model": "train-model"}  # fmt: skip
-    for deployment in config["deployments"]:
+    assert {d["name"] for d in CONFIG["deployments"]} == set(FLOW_OF)
+    for deployment in CONFIG["deployments"]:
         module_path, _, attr = deployment["entrypoint"].partition(":")
-        module = importlib.import_module(module_path.removesuffix(".py").replace("/", "."))
-        assert getattr(module, attr).name == flows[deployment["name"]]
+        module = importlib.import_module(module_path)
+        assert getattr(module, attr).name == FLOW_OF[deployment["name"]]
 
 
-@pytest.mark.integration
-@pytest.mark.slow
-def test_prefect_deploy_registers_both_deployments_with_schedules(prefect_server: None) -> None:
-    from prefect.settings import PREFECT_API_URL
+def test_entrypoints_are_module_paths_to_a_module_named_for_its_flow() -> None:
+    """A file entrypoint runs as a script with its folder first on sys.path (the bug
+    that failed every deployment); a module path imports the package the normal way."""
+    for deployment in CONFIG["deployments"]:
+        module_path, _, attr = deployment["entrypoint"].partition(":")
+        assert re.fullmatch(r"flows\.[a-z_]+", module_path), deployment["entrypoint"]
+        assert module_path == f"flows.{FLOW_OF[deployment['name']].replace('-', '_')}"
+        assert attr == FLOW_OF[deployment["name"]].replace("-", "_")
 
-    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "VOLFLOW_REPO": str(REPO)}
 
-    def prefect(*args: str) -> None:
-        done = subprocess.run(
-            [str(PREFECT), *args],
-            check=False,
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
+def top_level_names() -> set[str]:
+    """What ``import NAME`` can mean: our packages, the standard library, and every
+    installed distribution's top-level modules."""
+    ours = {p.name for p in REPO.iterdir() if (p / "__init__.py").is_file()}
+    installed = set(importlib.metadata.packages_distributions())
+    return ours | installed | set(sys.stdlib_module_names)
 
-    prefect("work-pool", "create", "volflow-process", "--type", "process", "--overwrite")
-    prefect("--no-prompt", "deploy", "--all")
-    deployments = asyncio.run(_read_deployments())
-    ingest = deployments["ingest-chains"]
-    assert ingest["work_pool_name"] == "volflow-process"
-    assert sorted(ingest["schedules"]) == [
-        ("0,30 10-15 * * 1-5", "America/New_York", True),
-        ("15 16 * * 1-5", "America/New_York", True),
+
+def modules_under(folder: Path) -> list[Path]:
+    """Every module and subpackage below ``folder`` (not ``__init__``)."""
+    found = [p for p in folder.rglob("*.py") if p.name != "__init__.py"]
+    found += [p for p in folder.rglob("*") if p.is_dir() and (p / "__init__.py").is_file()]
+    return sorted(found)
+
+
+def test_no_flow_or_task_module_is_named_like_a_top_level_package() -> None:
+    taken = top_level_names()
+    assert {"features", "data_lake", "models", "polars", "json"} <= taken  # the check's teeth
+    clashes = [
+        str(p.relative_to(REPO))
+        for folder in ("flows", "tasks")
+        for p in modules_under(REPO / folder)
+        if p.stem in taken
     ]
-    assert deployments["build-features"]["schedules"] == [
-        ("40 16 * * 1-5", "America/New_York", True)
-    ]
-    assert deployments["train-model"]["schedules"] == [("0 6 * * 6", "America/New_York", True)]
-    live = deployments["yfinance"]  # needs the network: registered paused
-    assert live["schedules"] == [("5,35 10-15 * * 1-5", "America/New_York", False)]
-    assert live["parameters"]["params"]["source"] == "yfinance"
-    assert deployments["backfill"]["schedules"] == []
-    assert deployments["backfill"]["parameters"]["params"]["start"] == "2024-01-02"
+    assert clashes == [], f"rename these: a script run from their folder would hide {clashes}"
 
 
-async def _read_deployments() -> dict[str, dict[str, Any]]:
-    from prefect.client.orchestration import get_client
+def test_the_name_check_catches_the_module_that_broke_every_deployment(tmp_path: Path) -> None:
+    (tmp_path / "features.py").write_text("")
+    (tmp_path / "cli").mkdir()
+    (tmp_path / "cli" / "__init__.py").write_text("")
+    (tmp_path / "cli" / "json.py").write_text("")
+    names = {p.stem for p in modules_under(tmp_path)} & top_level_names()
+    assert names == {"features", "json"}
 
-    async with get_client() as client:
-        found = await client.read_deployments()
-        return {
-            d.name: {
-                "work_pool_name": d.work_pool_name,
-                "parameters": d.parameters,
-                "schedules": [
-                    (s.schedule.cron, s.schedule.timezone, s.active)  # type: ignore[union-attr]
-                    for s in d.schedules
-                ],
-            }
-            for d in found
-        }
+
+def test_deployments_get_the_environment_the_cli_sets() -> None:
+    from flows.environment import OFFLINE_DEFAULTS
+
+    pool = CONFIG["definitions"]["work_pools"]["volflow_process"]
+    env = pool["job_variables"]["env"]
+    for key in ("DO_NOT_TRACK", "MLFLOW_DISABLE_TELEMETRY", "OMP_WAIT_POLICY",
+                "PREFECT_LOGGING_EXTRA_LOGGERS"):  # fmt: skip
+        assert env[key] == OFFLINE_DEFAULTS[key], key
+    assert all(d["work_pool"] == pool for d in CONFIG["deployments"])

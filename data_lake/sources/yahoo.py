@@ -91,7 +91,7 @@ class YFinanceFetcher:
         try:
             return tuple(self._ticker(symbol).options)
         except Exception as exc:
-            raise TransientFetchError(f"{symbol}: listing expiries failed: {exc}") from exc
+            raise TransientFetchError(f"listing expiries failed: {exc}") from exc
 
     def chain(self, symbol: str, expiry: str) -> ChainResponse:
         try:
@@ -99,7 +99,7 @@ class YFinanceFetcher:
         except ValueError as exc:  # yfinance: an expiry it does not list
             raise SourceError(f"{symbol} {expiry}: {exc}") from exc
         except Exception as exc:
-            raise TransientFetchError(f"{symbol} {expiry}: chain request failed: {exc}") from exc
+            raise TransientFetchError(f"chain request failed: {exc}") from exc
         return ChainResponse(found.calls, found.puts, found.underlying)
 
 
@@ -155,14 +155,17 @@ def _request(config: PollConfig, what: str, call: Callable[[], Any]) -> Any:
         try:
             limiter.try_acquire(SOURCE_NAME)
         except (BucketFullException, LimiterDelayException) as exc:
-            raise TransientFetchError(f"{what}: rate limiter full ({exc})") from exc
+            raise TransientFetchError(f"rate limiter full ({exc})") from exc
         return call()
 
     try:
         return retrying(attempt)
     except RetryError as exc:
         last = exc.last_attempt.exception()
-        raise SourceError(f"{what}: failed after {config.attempts} attempts: {last}") from last
+        raise SourceError(
+            f"{what}: failed after {config.attempts} attempts ({last}); live polls need "
+            "internet access to Yahoo Finance"
+        ) from last
 
 
 def _sleep(seconds: float) -> None:

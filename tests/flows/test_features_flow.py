@@ -10,8 +10,8 @@ import pytest
 
 from data_lake.catalog import query
 from data_lake.ingest import PartialIngestError
-from flows.features import FeatureParams, build_features
-from flows.ingest import IngestParams, ingest_chains
+from flows.build_features import FeatureParams, build_features
+from flows.ingest_chains import IngestParams, ingest_chains
 from flows.settings import load_settings
 from tests.flows.test_cli import error_lines, run_cli
 

@@ -9,7 +9,8 @@ import pytest
 
 from data_lake.catalog import query
 from data_lake.ingest import PartialIngestError
-from flows.ingest import BackfillParams, IngestParams, backfill, ingest_chains
+from flows.backfill import BackfillParams, backfill
+from flows.ingest_chains import IngestParams, ingest_chains
 from flows.settings import load_settings
 from tests.flows.conftest import lake_snapshot
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from data_lake.ingest import chunked, write_batches
 from data_lake.lake import Lake
 from data_lake.sources.synthetic import SyntheticConfig, generate
-from tasks.features import FeatureInputs, build_underlying
+from tasks.feature_build import FeatureInputs, build_underlying
 
 UNDERLYINGS = ("SPY", "QQQ", "IWM", "DIA")
 START, END = date(2021, 1, 4), date(2023, 12, 29)

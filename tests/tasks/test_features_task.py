@@ -11,7 +11,7 @@ from data_lake.catalog import query
 from data_lake.ingest import write_batches
 from data_lake.lake import Lake
 from data_lake.sources.synthetic import SyntheticConfig, generate
-from tasks.features import FeatureInputs, build_underlying, days_to_build
+from tasks.feature_build import FeatureInputs, build_underlying, days_to_build
 
 INPUTS = FeatureInputs(
     rate_series="PCREDIT8",

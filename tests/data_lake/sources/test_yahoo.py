@@ -142,7 +142,7 @@ def test_transient_failures_are_retried_with_growing_jittered_backoff() -> None:
 def test_giving_up_after_the_attempts_names_the_request() -> None:
     sleeps: list[float] = []
     data = RecordedData(PAYLOADS, failures=10)
-    with pytest.raises(SourceError, match=r"SPY expiries: failed after 3 attempts: .*connection"):
+    with pytest.raises(SourceError, match=r"SPY expiries: failed after 3 attempts \(.*connection"):
         poll("SPY", fetcher_for(data), config(sleep=sleeps.append, attempts=3), fixed(MIDDAY))
     assert len(data.urls) == 3 and len(sleeps) == 2
 

@@ -22,7 +22,8 @@ from data_lake.schemas import OPTION_QUOTES
 from data_lake.sources.synthetic import DEFAULT_UNIVERSE
 from flows.fanout import gather_results
 from flows.settings import Settings, load_settings
-from tasks.features import FeatureInputs, build_features_task
+from tasks.failures import fails_cleanly
+from tasks.feature_build import FeatureInputs, build_features_task
 
 
 class FeatureParams(BaseModel):
@@ -93,6 +94,7 @@ def run_build(params: FeatureParams, settings: Settings) -> dict[str, Any]:
 
 
 @flow(name="build-features", validate_parameters=True)
+@fails_cleanly
 def build_features(params: FeatureParams | None = None) -> dict[str, Any]:
     """IV/Greeks, surface features and labels for new partitions (all with ``full``)."""
     return run_build(params or FeatureParams(), load_settings())

@@ -1,9 +1,7 @@
-"""The ``ingest-chains`` and ``backfill`` flows.
+"""The ``ingest-chains`` flow (also the body of ``backfill``, see flows/backfill.py).
 
-``ingest-chains`` with no dates writes the latest snapshot (what the scheduled
-deployment does every 30 minutes in trading hours); with a date range it writes
-every session in it. ``backfill`` loads a date range and skips partitions that
-are already written, so an interrupted backfill resumes where it stopped.
+With no dates it writes the latest snapshot (what the scheduled deployment does
+every 30 minutes in trading hours); with a date range it writes every session in it.
 One task per underlying runs in a bounded thread pool (``ingest.concurrency``);
 an underlying that fails is reported and the others still complete.
 """
@@ -24,8 +22,10 @@ from data_lake.errors import ConfigError
 from data_lake.ingest import PartialIngestError
 from data_lake.lake import validate_symbol
 from data_lake.sources.yahoo import PollConfig
+from flows.build_features import FeatureParams, run_build
 from flows.fanout import gather_results
 from flows.settings import Settings, load_settings
+from tasks.failures import fails_cleanly
 from tasks.ingest import (
     ingest_synthetic_range,
     ingest_synthetic_snapshot,
@@ -224,25 +224,21 @@ def run_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
         return gather_results(futures, summary, "underlyings")
 
 
-def _with_features(params: IngestParams, settings: Settings) -> dict[str, Any]:
+def run_with_features(params: IngestParams, settings: Settings) -> dict[str, Any]:
     """Ingest, then (with ``build_features``) build the features of what was written,
     also when some units failed (their error is raised after)."""
-    from flows.features import FeatureParams, run_build  # noqa: PLC0415 (flows import each other)
-
     try:
         summary = run_ingest(params, settings)
     except PartialIngestError as exc:
         if params.build_features:
-            exc.summary["features"] = _build_written(
-                exc.summary, settings, FeatureParams, run_build
-            )
+            exc.summary["features"] = _build_written(exc.summary, settings)
         raise
     if params.build_features:
-        summary["features"] = _build_written(summary, settings, FeatureParams, run_build)
+        summary["features"] = _build_written(summary, settings)
     return summary
 
 
-def _build_written(summary: dict[str, Any], settings: Settings, params_cls: Any, run: Any) -> Any:
+def _build_written(summary: dict[str, Any], settings: Settings) -> dict[str, Any]:
     written = sorted(
         {u for unit in (summary.get("underlyings") or summary.get("files") or {}).values()
          for u in unit.get("underlyings", [])}
@@ -250,32 +246,14 @@ def _build_written(summary: dict[str, Any], settings: Settings, params_cls: Any,
     if not written:
         return {}
     try:
-        return run(params_cls(underlyings=written), settings)
+        return run_build(FeatureParams(underlyings=written), settings)
     except PartialIngestError as exc:
         return exc.summary
 
 
 @flow(name="ingest-chains", validate_parameters=True)
+@fails_cleanly
 def ingest_chains(params: IngestParams | None = None) -> dict[str, Any]:
     """Fetch chains per underlying, check them and write raw lake partitions; with
     ``build_features``, then build their features (the build-features flow's body)."""
-    return _with_features(params or IngestParams(), load_settings())
-
-
-class BackfillParams(IngestParams):
-    """A backfill needs a date range; it skips written partitions unless ``overwrite``."""
-
-    overwrite: bool = False
-
-    @model_validator(mode="after")
-    def _needs_range(self) -> BackfillParams:
-        if self.start is None or self.end is None:
-            raise ValueError("a backfill needs start and end dates")
-        return self
-
-
-@flow(name="backfill", validate_parameters=True)
-def backfill(params: BackfillParams) -> dict[str, Any]:
-    """Load a date range; resumable (written partitions are skipped unless overwrite)."""
-    run = params.model_copy(update={"skip_existing": not params.overwrite})
-    return _with_features(run, load_settings())
+    return run_with_features(params or IngestParams(), load_settings())

@@ -13,6 +13,7 @@ from data_lake.errors import ConfigError
 from flows.settings import Settings, load_settings
 from models.dataset import load_dataset
 from models.train import TrainConfig, train
+from tasks.failures import fails_cleanly
 
 
 class TrainParams(BaseModel):
@@ -46,6 +47,7 @@ def train_config(params: TrainParams, settings: Settings) -> TrainConfig:
         num_threads=s.num_threads,
         short_cost=s.short_cost,
         storage=s.optuna_storage,
+        min_train_periods=s.min_train_periods,
     )
 
 
@@ -63,6 +65,7 @@ def train_task(params: TrainParams, settings: Settings) -> dict[str, Any]:
 
 
 @flow(name="train-model", validate_parameters=True)
+@fails_cleanly
 def train_model(params: TrainParams | None = None) -> dict[str, Any]:
     """Walk-forward study, MLflow runs, registered model, champion/challenger alias."""
     return train_task(params or TrainParams(), load_settings())
