@@ -103,9 +103,14 @@ class PartialIngestError(VolflowError):
     def __init__(self, summary: dict[str, Any]) -> None:
         failed = summary["failed"]
         key = "files" if summary.get("files") is not None else "underlyings"
-        units = set(summary.get(key) or {}) | set(failed)
-        detail = "; ".join(failure_line(u, msg) for u, msg in failed.items())
-        rest = " (the others were written)" if len(units) > len(failed) else ""
+        written = set(summary.get(key) or {})
+        units = written | set(failed)
         noun = "file(s)" if key == "files" else "underlying(s)"
-        super().__init__(f"{len(failed)} of {len(units)} {noun} failed{rest}: {detail}")
+        lost = [u for u in failed if u not in written]
+        outcome = [f"{len(lost)} of {len(units)} {noun} failed"] if lost else []
+        if len(lost) < len(failed):  # the others of ``failed`` were written in part
+            outcome.append(f"{len(failed) - len(lost)} of {len(units)} {noun} written in part")
+        rest = " (the others were written)" if len(units) > len(failed) else ""
+        detail = "; ".join(failure_line(u, msg) for u, msg in failed.items())
+        super().__init__(f"{', '.join(outcome)}{rest}: {detail}")
         self.summary = summary

@@ -79,7 +79,10 @@ def run_build(params: FeatureParams, settings: Settings) -> dict[str, Any]:
     with runner:
         for underlying in wanted:
             if underlying not in stored:
-                summary["failed"][underlying] = f"no option quotes for {underlying} in the lake"
+                summary["failed"][underlying] = (
+                    f"no option quotes for {underlying} in the lake: ingest it first "
+                    "(volflow ingest ...)"
+                )
                 continue
             args = {
                 "lake": lake,

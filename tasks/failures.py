@@ -23,7 +23,6 @@ import inspect
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
-from prefect.logging import get_run_logger
 from prefect.states import Failed
 
 from data_lake.errors import VolflowError
@@ -46,10 +45,8 @@ def fails_cleanly(body: Callable[P, R]) -> Callable[P, R]:
     def run(*args: P.args, **kwargs: P.kwargs) -> Any:
         try:
             return body(*args, **kwargs)
-        except VolflowError as exc:
-            message = one_line(exc)
-            get_run_logger().error(message)
-            return Failed(message=message, data=exc)
+        except VolflowError as exc:  # Prefect logs the final state, with this message
+            return Failed(message=one_line(exc), data=exc)
 
     # Prefect builds its parameter model from the signature, which would resolve the
     # body's string annotations in this module: hand it them resolved in the body's

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from flows.cli.common import OutputFormat, cli_settings, err, out
+from data_lake.ingest import failure_line
+from flows.cli.common import OutputFormat, cli_settings, out
 
 lake_app = typer.Typer(help="Inspect the lake.", no_args_is_help=True)
 
@@ -133,7 +134,7 @@ def _print_status(report: dict[str, Any]) -> None:
     else:
         out.print("quarantine: empty")
     for bad in report["corrupt_files"]:
-        err.print(f"[red]corrupt file[/red] {bad['file']}: {bad['error']}")
+        sys.stderr.write(f"corrupt file: {failure_line(bad['file'], bad['error'])}\n")
     out.print(f"last ingest: {report['last_ingest'] or 'never'}")
 
 

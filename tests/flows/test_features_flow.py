@@ -48,7 +48,9 @@ def test_unknown_underlying_is_reported_and_the_others_built(
     ingest_chains(IngestParams(underlyings=["SPY"], start=date(2024, 3, 4), end=date(2024, 3, 6)))
     with pytest.raises(PartialIngestError) as raised:
         build_features(FeatureParams(underlyings=["SPY", "IWM"]))
-    assert raised.value.summary["failed"] == {"IWM": "no option quotes for IWM in the lake"}
+    assert raised.value.summary["failed"] == {
+        "IWM": "no option quotes for IWM in the lake: ingest it first (volflow ingest ...)"
+    }
     assert raised.value.summary["underlyings"]["SPY"]["days"] == 3
     code, _, err = run_cli(["features", "show", "QQQ"], capsys, monkeypatch)
     assert code == 2
