@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from data_lake.errors import ConfigError
-from models.splits import inner_split, shuffled_kfold, walk_forward
+from models.splits import inner_split, plan_folds, shuffled_kfold, walk_forward
 
 START = datetime(2024, 1, 2, 21, tzinfo=UTC)
 
@@ -68,6 +68,73 @@ def test_too_little_training_data_is_a_clear_error() -> None:
     t, t_end = rows(30, horizon=5)
     with pytest.raises(ConfigError, match=r"only \d+ training snapshots after purging"):
         walk_forward(t, t_end, 3, horizon=5, min_train_periods=20)
+
+
+def test_a_long_history_gets_the_folds_asked_for_from_mid_way() -> None:
+    t, t_end = rows(200, horizon=5)
+    plan = plan_folds(t, t_end, 5, horizon=5)
+    assert (plan.n_folds, plan.first_test_period, plan.periods) == (5, 100, 200)
+    assert "folds 5 as requested" in plan.describe()
+
+
+def test_the_demo_lake_moves_its_first_test_window_until_a_fold_can_train() -> None:
+    """Regression: the weekly train-model run failed on the demo's lake with "fold 0:
+    only 18 training snapshots after purging and embargo (need 20)"."""
+    t, t_end = rows(56, horizon=5)  # 61 sessions, the last 5 without a 5-day label
+    with pytest.raises(ConfigError, match="only 18 training snapshots"):
+        walk_forward(t, t_end, 5, horizon=5)
+    plan = plan_folds(t, t_end, 5, horizon=5)
+    assert (plan.first_test_period, plan.n_folds) == (30, 5)
+    folds = walk_forward(t, t_end, plan.n_folds, horizon=5,
+                         first_test_period=plan.first_test_period)  # fmt: skip
+    assert min(len(np.unique(t.gather(f.train))) for f in folds) == 20
+
+
+def test_a_short_history_gets_fewer_folds_and_says_so() -> None:
+    t, t_end = rows(44, horizon=5)
+    plan = plan_folds(t, t_end, 5, horizon=5)
+    assert (plan.first_test_period, plan.n_folds) == (30, 2)
+    assert "folds 2 of the 5 requested" in plan.describe()
+    assert "tests start at snapshot 31" in plan.describe()
+
+
+def test_too_short_a_history_for_one_fold_names_what_to_change() -> None:
+    t, t_end = rows(30, horizon=5)
+    with pytest.raises(ConfigError) as raised:
+        plan_folds(t, t_end, 5, horizon=5)
+    message = str(raised.value)
+    assert message.startswith("30 labelled snapshots cannot support one walk-forward fold")
+    assert "volflow backfill" in message and "--horizon" in message
+    assert "train.min_train_periods" in message
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(10, 150),
+    horizon=st.integers(1, 10),
+    requested=st.integers(1, 8),
+    min_train=st.integers(1, 40),
+)
+def test_a_plan_is_the_earliest_start_whose_folds_all_train(
+    n: int, horizon: int, requested: int, min_train: int
+) -> None:
+    t, t_end = rows(n, horizon, underlyings=2)
+    try:
+        plan = plan_folds(t, t_end, requested, horizon=horizon, min_train_periods=min_train)
+    except ConfigError:  # refused: then even the latest start cannot train
+        with pytest.raises(ConfigError):
+            walk_forward(t, t_end, 1, horizon=horizon, min_train_periods=min_train,
+                         first_test_period=n - max(5, horizon))  # fmt: skip
+        return
+    assert 1 <= plan.n_folds <= requested
+    folds = walk_forward(t, t_end, plan.n_folds, horizon=horizon, min_train_periods=min_train,
+                         first_test_period=plan.first_test_period)  # fmt: skip
+    assert len(folds) == plan.n_folds
+    assert all(len(np.unique(t.gather(f.test))) >= plan.min_test_periods for f in folds)
+    if plan.first_test_period > n // 2:  # moved later: one snapshot earlier could not train
+        with pytest.raises(ConfigError):
+            walk_forward(t, t_end, 1, horizon=horizon, min_train_periods=min_train,
+                         first_test_period=plan.first_test_period - 1)  # fmt: skip
 
 
 def test_inner_split_is_purged_inside_the_training_window() -> None:
