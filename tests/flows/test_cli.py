@@ -309,9 +309,7 @@ def test_lean_import_reports_a_bad_chain_file_and_writes_the_other_sessions(
     message = summary["failed"]["AAPL"]
     assert f"{bad}: line" in message and "column 'right'" in message, message
     assert summary["underlyings"]["AAPL"]["rows"]["option_quotes"] > 0
-    assert error_lines(err) == [
-        f"error: 1 of 1 underlying(s) written in part: AAPL: {message}"
-    ]
+    assert error_lines(err) == [f"error: 1 of 1 underlying(s) written in part: AAPL: {message}"]
     code, out, _ = run_cli(
         ["sql", "SELECT DISTINCT CAST(date AS VARCHAR) d FROM option_quotes ORDER BY d",
          "--format", "json"],
