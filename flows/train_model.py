@@ -58,7 +58,9 @@ def train_task(params: TrainParams, settings: Settings) -> dict[str, Any]:
     if dataset.frame.is_empty():
         raise ConfigError(
             f"no training rows for label {config.label!r} at horizon {config.horizon}: run "
-            "`volflow features build` first (and check features.horizons)"
+            "`volflow features build` first; a row needs its label "
+            f"{config.horizon} snapshots later, so add history or lower --horizon (and check "
+            "features.horizons)"
         )
     (settings.home.resolve() / "mlflow").mkdir(parents=True, exist_ok=True)
     return train(dataset, config, settings.tracking_uri)

@@ -34,10 +34,14 @@ def api_url(prefect_server: None) -> str:
 
 
 def volflow(
-    args: list[str], tmp_path: Path, api_url: str | None = None, home: Path | None = None
+    args: list[str],
+    tmp_path: Path,
+    api_url: str | None = None,
+    home: Path | None = None,
+    **settings: str,
 ) -> tuple[int, list[str], list[str]]:
     """Run the console script; (exit code, stdout lines, stderr lines), normalised."""
-    env = clean_environment(VOLFLOW_HOME=str(home or tmp_path / "home"))
+    env = clean_environment(VOLFLOW_HOME=str(home or tmp_path / "home"), **settings)
     if api_url:
         env["PREFECT_API_URL"] = api_url
     done = run_command([str(VOLFLOW), *args], env, cwd=tmp_path, timeout=180)
@@ -49,6 +53,7 @@ def normalise(text: str, tmp_path: Path) -> list[str]:
     text = re.sub(r"^\d\d:\d\d:\d\d\.\d{3} \| ", "", text, flags=re.MULTILINE)
     text = re.sub(r"([Ff]low run) '[a-z]+-[a-z]+'", r"\1 '<run>'", text)
     text = re.sub(r"View at http://\S+", "View at <url>", text)
+    text = re.sub(r"(Task run '[a-z-]+)-[0-9a-f]{3}'", r"\1-<id>'", text)
     return text.splitlines()
 
 
@@ -58,7 +63,7 @@ def flow_lines(flow: str, *lines: str, final: str) -> list[str]:
         f"INFO    | Flow run '<run>' - Beginning flow run '<run>' for flow '{flow}'",
         "INFO    | Flow run '<run>' - View at <url>",
         *lines,
-        f"INFO    | Flow run '<run>' - Finished in state Failed('{final}')",
+        f"INFO    | Flow run '<run>' - Finished in state Failed({final!r})",
         f"error: {final}",
     ]
 
@@ -107,7 +112,7 @@ def test_bad_file_is_reported_with_its_line_and_the_good_file_is_written(
     final = f"1 of 2 file(s) failed (the others were written): {reason}"
     assert err[-3:] == [
         f"ERROR   | Flow run '<run>' - failed: {reason}",
-        f"INFO    | Flow run '<run>' - Finished in state Failed('{final}')",
+        f"INFO    | Flow run '<run>' - Finished in state Failed({final!r})",
         f"error: {final}",
     ]
     assert no_traceback(out, err)
@@ -134,7 +139,7 @@ def test_truncated_zip_leaves_its_sessions_out_and_says_which_file(
     final = f"1 of 1 underlying(s) written in part: AAPL: {reason}"
     assert err[-3:] == [
         f"ERROR   | Flow run '<run>' - AAPL: {reason}",
-        f"INFO    | Flow run '<run>' - Finished in state Failed('{final}')",
+        f"INFO    | Flow run '<run>' - Finished in state Failed({final!r})",
         f"error: {final}",
     ]
     assert no_traceback(out, err)
@@ -189,6 +194,57 @@ def test_unknown_underlying_of_a_build_is_reported_by_the_flow(
         "build-features", final=f"1 of 1 underlying(s) failed: {reason.split(': ', 1)[1]}"
     )
     assert any("FAILED" in line for line in out) and no_traceback(out, err)
+
+
+@pytest.mark.integration
+def test_a_real_history_without_labels_at_the_horizon_fails_training_with_a_hint(
+    tmp_path: Path, api_url: str
+) -> None:
+    """LEAN's AAPL fixture: four sessions around the 7:1 split, no straddle labels."""
+    code, _, _ = volflow(
+        ["ingest", "lean", str(LEAN), "--underlyings", "AAPL", "--build-features"],
+        tmp_path, api_url,
+    )  # fmt: skip
+    assert code == 0
+    code, out, err = volflow(["train", "--trials", "0"], tmp_path, api_url)
+    reason = (
+        "no training rows for label 'straddle_dh_ret' at horizon 5: run `volflow features "
+        "build` first; a row needs its label 5 snapshots later, so add history or lower "
+        "--horizon (and check features.horizons)"
+    )
+    assert (code, out) == (2, [])
+    task = "ERROR   | Task run 'train-walk-forward-<id>'"
+    assert err == flow_lines(
+        "train-model",
+        f"{task} - Task run failed with exception: ConfigError({reason!r})",
+        f"{task} - Finished in state Failed("
+        + repr(f"Task run encountered an exception ConfigError: {reason}")
+        + ")",
+        final=reason,
+    )
+
+
+@pytest.mark.integration
+def test_too_short_a_history_for_one_fold_fails_training_with_what_to_change(
+    tmp_path: Path, api_url: str
+) -> None:
+    small = {"VOLFLOW_SYNTHETIC__STRIKES_PER_SD": "4", "VOLFLOW_SYNTHETIC__EXPIRY_MONTHS": "2"}
+    code, _, _ = volflow(
+        ["ingest", "synthetic", "--underlyings", "SPY", "--start", "2024-03-04", "--end",
+         "2024-03-19", "--build-features"], tmp_path, api_url, **small,
+    )  # fmt: skip
+    assert code == 0
+    code, out, err = volflow(["train", "--horizon", "1", "--trials", "0"], tmp_path, api_url)
+    reason = (
+        "11 labelled snapshots cannot support one walk-forward fold at horizon 1: it needs 20 "
+        "training snapshots after a purge of 1 and an embargo of 1, then 5 test snapshots "
+        "(about 27 in all, and the first 50% are only trained on): add history (volflow "
+        "backfill) or lower train.horizon (--horizon) or train.min_train_periods"
+    )
+    assert (code, out) == (2, [])
+    expected = flow_lines("train-model", final=reason)
+    assert err[:2] == expected[:2] and err[-2:] == expected[-2:]
+    assert no_traceback(out, err)
 
 
 @pytest.mark.parametrize(
