@@ -15,13 +15,13 @@ from typing import Any
 from prefect import flow
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from data_lake.lake import iter_partitions, validate_symbol
 from data_lake.schemas import OPTION_QUOTES
 from data_lake.sources.synthetic import DEFAULT_UNIVERSE
 from flows.fanout import gather_results
-from flows.settings import Settings, load_settings
+from flows.settings import Settings, SymbolList, load_settings
 from tasks.failures import fails_cleanly
 from tasks.feature_build import FeatureInputs, build_features_task
 
@@ -30,17 +30,10 @@ class FeatureParams(BaseModel):
     """Parameters of a build-features run (validated before any work starts)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    underlyings: list[str] | None = None  # default: every underlying with quotes
+    underlyings: SymbolList | None = None  # default: every underlying with quotes
     start: date | None = None
     end: date | None = None
     full: bool = False
-
-    @field_validator("underlyings", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [s.strip().upper() for s in value.split(",") if s.strip()]
-        return value
 
     @model_validator(mode="after")
     def _check_range(self) -> FeatureParams:

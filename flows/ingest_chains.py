@@ -15,7 +15,7 @@ from typing import Any, Literal
 from prefect import flow
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from data_lake.calendar import exchange_calendar
 from data_lake.errors import ConfigError
@@ -24,7 +24,7 @@ from data_lake.lake import validate_symbol
 from data_lake.sources.yahoo import PollConfig
 from flows.build_features import FeatureParams, run_build
 from flows.fanout import gather_results
-from flows.settings import Settings, load_settings
+from flows.settings import Settings, SymbolList, load_settings
 from tasks.failures import fails_cleanly
 from tasks.ingest import (
     ingest_synthetic_range,
@@ -40,7 +40,7 @@ class IngestParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     source: Literal["synthetic", "cboe", "lean", "yfinance"] = "synthetic"
     files: list[str] | None = None  # vendor files (cboe: one task each); lean: the data folder
-    underlyings: list[str] | None = None  # synthetic default: settings; files: all in the file
+    underlyings: SymbolList | None = None  # synthetic default: settings; files: all in the file
     start: date | None = None
     end: date | None = None
     seed: int | None = None
@@ -58,13 +58,6 @@ class IngestParams(BaseModel):
     # yfinance: the DTE window (default: settings.yahoo)
     min_dte: int | None = Field(default=None, ge=0)
     max_dte: int | None = Field(default=None, ge=0)
-
-    @field_validator("underlyings", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [s.strip().upper() for s in value.split(",") if s.strip()]
-        return value
 
     @model_validator(mode="after")
     def _check_range(self) -> IngestParams:

@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -26,6 +26,17 @@ from pydantic_settings import (
 from data_lake.errors import ConfigError
 from data_lake.lake import Lake, validate_symbol
 from data_lake.sources.synthetic import DEFAULT_UNIVERSE, SyntheticConfig, UnderlyingProfile
+
+
+def split_symbols(value: object) -> object:
+    """``"spy, qqq"`` (a CLI option, an environment variable) -> ``["SPY", "QQQ"]``."""
+    if isinstance(value, str):
+        return [s.strip().upper() for s in value.split(",") if s.strip()]
+    return value
+
+
+# underlyings given as a list or as one comma-separated string
+SymbolList = Annotated[list[str], BeforeValidator(split_symbols)]
 
 
 class ProfileSettings(BaseModel):
@@ -147,7 +158,7 @@ class Settings(BaseSettings):
     )
 
     home: Path = Path(".volflow")
-    underlyings: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["SPY", "QQQ"])
+    underlyings: Annotated[SymbolList, NoDecode] = Field(default_factory=lambda: ["SPY", "QQQ"])
     default_start: date | None = None
     synthetic: SyntheticSettings = Field(default_factory=SyntheticSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
@@ -155,13 +166,6 @@ class Settings(BaseSettings):
     yahoo: YahooSettings = Field(default_factory=YahooSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
-
-    @field_validator("underlyings", mode="before")
-    @classmethod
-    def _split_symbols(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [s.strip().upper() for s in value.split(",") if s.strip()]
-        return value
 
     @field_validator("underlyings")
     @classmethod

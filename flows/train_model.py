@@ -7,10 +7,10 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from data_lake.errors import ConfigError
-from flows.settings import Settings, load_settings
+from flows.settings import Settings, SymbolList, load_settings
 from models.dataset import load_dataset
 from models.train import TrainConfig, train
 from tasks.failures import fails_cleanly
@@ -20,19 +20,12 @@ class TrainParams(BaseModel):
     """Parameters of a training run (defaults: settings.train)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    underlyings: list[str] | None = None  # default: every underlying with features
+    underlyings: SymbolList | None = None  # default: every underlying with features
     label: str | None = None
     horizon: int | None = Field(default=None, ge=1)
     trials: int | None = Field(default=None, ge=0)
     timeout_seconds: float | None = Field(default=None, gt=0)
     n_folds: int | None = Field(default=None, ge=1)
-
-    @field_validator("underlyings", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [s.strip().upper() for s in value.split(",") if s.strip()]
-        return value
 
 
 def train_config(params: TrainParams, settings: Settings) -> TrainConfig:
