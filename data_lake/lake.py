@@ -8,9 +8,10 @@ filesystem), so a reader sees the old file or the new one, never half of one,
 and a failure mid-run leaves every other partition as it was.
 
 Writes replace whole snapshots: rows of the incoming frame replace existing rows
-with the same snapshot time (``ts_event``) and other snapshots of the day are
-kept, so writing the same data twice never duplicates rows and an intraday
-ingest adds its snapshot to the day. ``mode="replace"`` swaps the whole partition.
+of the same snapshot (``ts_event`` and ``source``: one source's rows never replace
+another's) and other snapshots of the day are kept, so writing the same data twice
+never duplicates rows and an intraday ingest adds its snapshot to the day.
+``mode="replace"`` swaps the whole partition.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import fcntl
 import logging
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -79,6 +81,7 @@ class Lake:
 
     root: Path
     durable: bool = True
+    lock_timeout_seconds: float = 600.0  # longest wait for another writer's partition lock
 
     def table_dir(self, table: str) -> Path:
         return self.root / table
@@ -143,6 +146,29 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+def _delete(lake: Lake, path: Path) -> None:
+    """Remove a lake file if present, durably (its folder's entry fsynced)."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise LakeError(f"cannot delete lake file {path}: {exc.strerror or exc}") from exc
+    if lake.durable:
+        _fsync_directory(path.parent)
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Create ``folder`` and missing parents; the ones created, deepest first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)
+    return missing
+
+
 def atomic_write_parquet(lake: Lake, frame: pl.DataFrame, target: Path) -> None:
     """Write ``frame`` to ``target`` atomically (stage, fsync, rename)."""
     lake.staging_dir.mkdir(parents=True, exist_ok=True)
@@ -152,10 +178,12 @@ def atomic_write_parquet(lake: Lake, frame: pl.DataFrame, target: Path) -> None:
         if lake.durable:
             with open(staged, "rb") as handle:
                 os.fsync(handle.fileno())
-        target.parent.mkdir(parents=True, exist_ok=True)
+        created = _make_folders(target.parent)
         os.replace(staged, target)
         if lake.durable:
             _fsync_directory(target.parent)
+            for folder in created:  # a new folder's entry lives in its parent
+                _fsync_directory(folder.parent)
     except OSError as exc:
         raise LakeError(f"cannot write lake file {target}: {exc.strerror or exc}") from exc
     finally:
@@ -169,18 +197,43 @@ def _sorted(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
 
 
 @contextmanager
-def _partition_lock(lake: Lake, spec: TableSpec, underlying: str, day: date) -> Iterator[None]:
+def _partition_lock(lake: Lake, table: str, underlying: str, day: date) -> Iterator[None]:
     """An exclusive lock on one partition for its read-merge-write (across processes on
-    one machine: flock), so overlapping runs cannot lose each other's snapshots."""
+    one machine: flock), so overlapping runs cannot lose each other's snapshots. The
+    lock is the kernel's: a writer that dies releases it. Waiting longer than
+    ``lake.lock_timeout_seconds`` is a LakeError naming the partition."""
     lock_dir = lake.root / "_locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    path = lock_dir / f"{spec.name}.{underlying}.{day.isoformat()}.lock"
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    path = lock_dir / f"{table}.{underlying}.{day.isoformat()}.lock"
+    try:
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+b")  # noqa: SIM115 (closed below, after the unlock)
+    except OSError as exc:
+        raise LakeError(
+            f"cannot create the lock file {path} ({exc.strerror or exc}); "
+            "set VOLFLOW_HOME to a writable folder"
+        ) from exc
+    try:
+        deadline = time.monotonic() + lake.lock_timeout_seconds
+        pause = 0.01
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LakeError(
+                        f"partition {table} underlying={underlying} date={day} is locked by "
+                        f"another writer for over {lake.lock_timeout_seconds:g}s ({path}): "
+                        "another volflow run is writing it; retry when it has finished"
+                    ) from None
+                time.sleep(pause)
+                pause = min(0.5, pause * 2)
         try:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    finally:
+        handle.close()
 
 
 def _conform_partition(
@@ -296,7 +349,7 @@ def _store_partition(
     """Merge (or replace) one partition's file, then its quarantine file; rows stored."""
     underlying, day = key
     target = lake.data_file(spec.name, underlying, day)
-    with _partition_lock(lake, spec, underlying, day):
+    with _partition_lock(lake, spec.name, underlying, day):
         merged = valid
         if mode != "replace" and target.exists():
             existing = read_partition(lake, spec, underlying, day)
@@ -307,7 +360,7 @@ def _store_partition(
                 kept = _other_snapshots(existing, snapshots)
             merged = pl.concat([kept, valid])
         if merged.is_empty():
-            target.unlink(missing_ok=True)
+            _delete(lake, target)
         else:
             atomic_write_parquet(lake, _sorted(merged, spec).drop(PARTITION_COLUMNS), target)
         _write_quarantine(lake, spec, rejected, underlying, day, snapshots, mode)
@@ -337,16 +390,18 @@ def _write_quarantine(
             pl.lit(underlying).alias("underlying"), pl.lit(day).alias("date")
         )
         existing = conform(existing, QUARANTINE, str(target))
+        # the quarantine's snapshot: its time and source (another source's rejects stay)
+        keys = [c for c in QUARANTINE.snapshot_key if c in snapshots.columns]
         kept = (
             existing
             if mode == "upsert"
-            else _other_snapshots(existing, snapshots.select("ts_event").unique())
+            else _other_snapshots(existing, snapshots.select(keys).unique())
         )
         incoming = pl.concat([kept, incoming]).unique(
             subset=["ts_event", "reason", "record"], keep="last", maintain_order=True
         )
     if incoming.is_empty():
-        target.unlink(missing_ok=True)
+        _delete(lake, target)
         return
     atomic_write_parquet(lake, incoming.drop(PARTITION_COLUMNS), target)
 
@@ -371,26 +426,61 @@ def partition_exists(lake: Lake, table: str, underlying: str, day: date) -> bool
 
 
 def remove_partition(lake: Lake, table: str, underlying: str, day: date) -> None:
-    """Delete one partition (its data and quarantine files), e.g. a factor row a vendor
-    no longer publishes."""
-    lake.data_file(table, underlying, day).unlink(missing_ok=True)
-    lake.quarantine_file(table, underlying, day).unlink(missing_ok=True)
+    """Delete one partition (its data and quarantine files), under its lock."""
+    with _partition_lock(lake, table, underlying, day):
+        for path in (lake.data_file(table, underlying, day),
+                     lake.quarantine_file(table, underlying, day)):  # fmt: skip
+            _delete(lake, path)
+        _remove_empty_folders(lake, table, underlying, day)
+
+
+def remove_source_rows(lake: Lake, spec: TableSpec, underlying: str, day: date, source: str) -> int:
+    """Delete one source's rows (and its quarantined rows) from a partition, e.g. the
+    factor rows a vendor no longer publishes; other sources' rows stay. Rows removed."""
+    with _partition_lock(lake, spec.name, underlying, day):
+        target = lake.data_file(spec.name, underlying, day)
+        existing = read_partition(lake, spec, underlying, day)
+        kept = existing.filter(pl.col("source") != source)
+        if kept.is_empty():
+            _delete(lake, target)
+        elif kept.height < existing.height:
+            atomic_write_parquet(lake, _sorted(kept, spec).drop(PARTITION_COLUMNS), target)
+        rejected = lake.quarantine_file(spec.name, underlying, day)
+        if rejected.exists():
+            stored = read_parquet_file(rejected)
+            others = stored.filter(pl.col("source") != source)
+            if others.is_empty():
+                _delete(lake, rejected)
+            elif others.height < stored.height:
+                atomic_write_parquet(lake, others, rejected)
+        _remove_empty_folders(lake, spec.name, underlying, day)
+    return existing.height - kept.height
+
+
+def _remove_empty_folders(lake: Lake, table: str, underlying: str, day: date) -> None:
     for folder in (lake.partition_dir(table, underlying, day),
                    lake.partition_dir(QUARANTINE.name, underlying, day)):  # fmt: skip
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
+            if lake.durable:
+                _fsync_directory(folder.parent)
 
 
-def partition_snapshots(lake: Lake, table: str, underlying: str, day: date) -> set[datetime]:
-    """The snapshot times (``ts_event``) stored in a partition; empty if it is absent."""
+def partition_snapshots(
+    lake: Lake, table: str, underlying: str, day: date, source: str | None = None
+) -> set[datetime]:
+    """The snapshot times (``ts_event``) stored in a partition, of ``source`` only if
+    given; empty if it is absent."""
     path = lake.data_file(table, underlying, day)
     if not path.exists():
         return set()
     try:
-        times = pl.read_parquet(path, columns=["ts_event"]).get_column("ts_event")
+        stored = pl.read_parquet(path, columns=["ts_event", "source"])
     except Exception as exc:
         raise LakeError(f"corrupt or unreadable lake file {path}: {exc}") from exc
-    return set(times.unique().to_list())
+    if source is not None:
+        stored = stored.filter(pl.col("source") == source)
+    return set(stored.get_column("ts_event").unique().to_list())
 
 
 def read_partition(lake: Lake, spec: TableSpec, underlying: str, day: date) -> pl.DataFrame:

@@ -32,7 +32,10 @@ class TableSpec:
 
     name: str
     schema: pl.Schema
-    # rows sharing these values form one snapshot: the unit a merge write replaces
+    # rows sharing these values form one snapshot: the unit a merge write replaces. Raw
+    # tables key by ``source`` too: one source's snapshot never replaces another's (a
+    # CBOE and a yfinance close share ``ts_event``); the feature build picks one source
+    # per snapshot (``data_lake.source_preference``)
     snapshot_key: tuple[str, ...]
     unique_key: tuple[str, ...]  # at most one row per key within a partition
     description: str
@@ -62,8 +65,8 @@ UNDERLYING_BARS = TableSpec(
             }
         )
     ),
-    snapshot_key=("ts_event", "bar_seconds"),
-    unique_key=("ts_event", "bar_seconds"),
+    snapshot_key=("ts_event", "bar_seconds", "source"),
+    unique_key=("ts_event", "bar_seconds", "source"),
     description="Underlying OHLCV bars, raw (unadjusted) prices; ts_event is the bar's end.",
 )
 
@@ -96,8 +99,8 @@ OPTION_QUOTES = TableSpec(
             }
         )
     ),
-    snapshot_key=("ts_event",),
-    unique_key=("contract_id", "ts_event"),
+    snapshot_key=("ts_event", "source"),
+    unique_key=("contract_id", "ts_event", "source"),
     description="Raw option chain snapshots, one row per contract per snapshot.",
 )
 
@@ -117,7 +120,7 @@ QUARANTINE = TableSpec(
             }
         )
     ),
-    snapshot_key=("ts_event",),
+    snapshot_key=("ts_event", "source"),
     unique_key=(),
     description="Rows rejected by the write-time quality checks, with the reason and source.",
 )
@@ -138,8 +141,8 @@ CORPORATE_ACTIONS = TableSpec(
             }
         )
     ),
-    snapshot_key=("ts_event",),
-    unique_key=("ts_event",),
+    snapshot_key=("ts_event", "source"),
+    unique_key=("ts_event", "source"),
     description=(
         "Split and dividend adjustment factors, LEAN factor-file semantics: a bar dated d "
         "is adjusted by price_factor * split_factor of the first row dated on or after d."
@@ -168,8 +171,8 @@ OPTION_VENDOR_ANALYTICS = TableSpec(
             }
         )
     ),
-    snapshot_key=("ts_event",),
-    unique_key=("contract_id", "ts_event"),
+    snapshot_key=("ts_event", "source"),
+    unique_key=("contract_id", "ts_event", "source"),
     description=(
         "A data vendor's own implied volatility and Greeks per contract and snapshot, kept "
         "apart from volflow's analytics so the two can be compared."

@@ -56,6 +56,7 @@ def feature_inputs(settings: Settings, underlying: str) -> FeatureInputs:
         publication_lag_days=settings.rates.publication_lag_days,
         fallback_div_yield=fallback,
         horizons=settings.features.horizons,
+        source_preference=settings.features.source_preference,
     )
 
 

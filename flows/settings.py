@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from data_lake.errors import ConfigError
 from data_lake.lake import Lake, validate_symbol
+from data_lake.source_preference import DEFAULT_SOURCE_PREFERENCE
 from data_lake.sources.synthetic import DEFAULT_UNIVERSE, SyntheticConfig, UnderlyingProfile
 
 
@@ -117,6 +118,9 @@ class FeatureSettings(BaseModel):
     # (factor files); default: the synthetic profile's yield, else 0
     dividend_yields: dict[str, float] = Field(default_factory=dict)
     horizons: tuple[int, ...] = (1, 5)  # label horizons, in snapshots of one underlying
+    # where sources share a snapshot (a CBOE file and a yfinance poll at the close), the
+    # features read the first one listed that is present; unlisted sources come last
+    source_preference: tuple[str, ...] = DEFAULT_SOURCE_PREFERENCE
 
     @field_validator("horizons")
     @classmethod

@@ -24,6 +24,11 @@ from data_lake.schemas import (
     SURFACE_FEATURES,
     TableSpec,
 )
+from data_lake.source_preference import (
+    DEFAULT_SOURCE_PREFERENCE,
+    one_source_per_snapshot,
+    snapshot_times,
+)
 from features.chain import option_analytics
 from features.labels import labels
 from features.surface import surface_features
@@ -42,6 +47,8 @@ class FeatureInputs:
     publication_lag_days: int
     fallback_div_yield: float  # where the underlying has no dividend history
     horizons: tuple[int, ...]
+    # where several sources share a snapshot, the features read the first one's rows
+    source_preference: tuple[str, ...] = DEFAULT_SOURCE_PREFERENCE
 
 
 def _days(lake: Lake, table: str, underlying: str) -> list[date]:
@@ -60,8 +67,11 @@ def days_to_build(
     return [d for d in wanted if d not in done or d >= last]
 
 
-def _dividend_events(lake: Lake, underlying: str, calendar: ExchangeCalendar) -> pl.DataFrame:
-    """The underlying's dividends from its stored factor rows (read once per build)."""
+def _dividend_events(
+    lake: Lake, underlying: str, calendar: ExchangeCalendar, preference: tuple[str, ...]
+) -> pl.DataFrame:
+    """The underlying's dividends from its stored factor rows (read once per build), one
+    source's per factor date."""
     parts = [
         read_partition(lake, CORPORATE_ACTIONS, underlying, d)
         for d in _days(lake, CORPORATE_ACTIONS.name, underlying)
@@ -70,7 +80,10 @@ def _dividend_events(lake: Lake, underlying: str, calendar: ExchangeCalendar) ->
         return pl.DataFrame(
             schema={"underlying": pl.String, "ex_date": pl.Date, "fraction": pl.Float64}
         )
-    return dividend_events(pl.concat(parts, how="diagonal_relaxed"), calendar)
+    factors = one_source_per_snapshot(
+        pl.concat(parts, how="diagonal_relaxed"), snapshot_times(CORPORATE_ACTIONS), preference
+    )
+    return dividend_events(factors, calendar)
 
 
 def _div_yields(
@@ -102,14 +115,16 @@ def _stamped(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
     return frame.select(spec.schema.names()).cast(dict(spec.schema))  # type: ignore[arg-type]
 
 
-def _daily_bars(lake: Lake, underlying: str) -> pl.DataFrame:
-    return query(
+def _daily_bars(lake: Lake, underlying: str, preference: tuple[str, ...]) -> pl.DataFrame:
+    """Adjusted daily bars, one source's per session."""
+    bars = query(
         lake,
-        "SELECT underlying, ts_event AS ts_init, open, high, low, close "
+        "SELECT underlying, ts_event AS ts_init, open, high, low, close, source "
         "FROM underlying_bars_adjusted WHERE underlying = ? AND bar_seconds = 86400 "
-        "ORDER BY ts_event",
+        "ORDER BY ts_event, source",
         [underlying],
     )
+    return one_source_per_snapshot(bars, ["ts_init"], preference).drop("source")
 
 
 def build_underlying(
@@ -131,12 +146,17 @@ def build_underlying(
     if not todo:
         return summary
     series = read_series(lake, inputs.rate_series)
-    events = _dividend_events(lake, underlying, calendar)
+    preference = inputs.source_preference
+    events = _dividend_events(lake, underlying, calendar, preference)
     new_surface = []
     analytics_rows = 0
     for i in range(0, len(todo), CHUNK_DAYS):
         days = todo[i : i + CHUNK_DAYS]
-        quotes = pl.concat([read_partition(lake, OPTION_QUOTES, underlying, d) for d in days])
+        quotes = one_source_per_snapshot(
+            pl.concat([read_partition(lake, OPTION_QUOTES, underlying, d) for d in days]),
+            snapshot_times(OPTION_QUOTES),  # per ts_event: one source's chain
+            preference,
+        )
         rates = rates_asof(series, days, inputs.rate_fallback, inputs.publication_lag_days)
         divs = _div_yields(events, underlying, days, inputs.fallback_div_yield)
         analytics = option_analytics(quotes, rates, divs, calendar)
@@ -154,7 +174,7 @@ def build_underlying(
     history = pl.concat(
         [s.select(level_columns) for s in stored] + new_surface, how="diagonal_relaxed"
     ).sort("ts_event")
-    full_series = with_time_series(history, _daily_bars(lake, underlying))
+    full_series = with_time_series(history, _daily_bars(lake, underlying, preference))
     fresh = full_series.filter(pl.col("date").is_in(todo))
     surface_rows = _write(lake, SURFACE_FEATURES, _stamped(fresh, SURFACE_FEATURES), underlying)
     label_rows = _relabel(lake, underlying, full_series, todo, inputs.horizons)

@@ -22,9 +22,8 @@ from data_lake.lake import (
     Lake,
     WriteMode,
     iter_partitions,
-    partition_exists,
     partition_snapshots,
-    remove_partition,
+    remove_source_rows,
 )
 from data_lake.schemas import CORPORATE_ACTIONS, OPTION_QUOTES, UNDERLYING_BARS
 from data_lake.sources import cboe, lean, synthetic, yahoo
@@ -107,9 +106,11 @@ def ingest_synthetic_range(
         if not skip_existing:
             return False
         expected = synthetic.snapshot_times(calendar.session_on_or_before(day), config.intraday)
-        stored = partition_snapshots(lake, OPTION_QUOTES.name, underlying, day)
-        if stored.issuperset(expected) and partition_exists(
-            lake, UNDERLYING_BARS.name, underlying, day
+        # this source's snapshots: another source's rows of the day are no reason to skip
+        source = synthetic.SOURCE_NAME
+        stored = partition_snapshots(lake, OPTION_QUOTES.name, underlying, day, source)
+        if stored.issuperset(expected) and partition_snapshots(
+            lake, UNDERLYING_BARS.name, underlying, day, source
         ):
             summary.skipped += 1
             return True
@@ -185,8 +186,10 @@ def _prune_factor_rows(lake: Lake, batches: list[SourceBatch]) -> None:
             current.setdefault(batch.underlying, set()).add(batch.day)
     for partition in list(iter_partitions(lake, CORPORATE_ACTIONS.name)):
         days = current.get(partition.underlying)
-        if days is not None and partition.day not in days:
-            remove_partition(lake, CORPORATE_ACTIONS.name, partition.underlying, partition.day)
+        if days is not None and partition.day not in days:  # LEAN's rows only
+            remove_source_rows(
+                lake, CORPORATE_ACTIONS, partition.underlying, partition.day, lean.SOURCE_NAME
+            )
 
 
 def _vendor_batches(

@@ -246,3 +246,83 @@ def test_upsert_keeps_other_contracts_of_the_same_snapshot(lake: Lake) -> None:
     assert read_partition(lake, OPTION_QUOTES, "SPY", DAY).equals(make_quotes(n=4))
     write_partition(lake, OPTION_QUOTES, second, "SPY", DAY)  # merge: the snapshot is replaced
     assert read_partition(lake, OPTION_QUOTES, "SPY", DAY).height == 2
+
+
+def test_another_sources_snapshot_at_the_same_time_is_kept(lake: Lake) -> None:
+    """Regression (lake review, item 1): 4 CBOE rows upserted, then a 1-row yfinance
+    merge of the same snapshot left 1 row, all yfinance."""
+    cboe = make_quotes(n=4, source="cboe")
+    write_partition(lake, OPTION_QUOTES, cboe, "SPY", DAY, mode="upsert")
+    poll = make_quotes(n=1, source="yfinance", underlying_price=472.9)
+    write_partition(lake, OPTION_QUOTES, poll, "SPY", DAY)
+    write_partition(lake, OPTION_QUOTES, poll, "SPY", DAY)  # the same poll again
+    stored = read_partition(lake, OPTION_QUOTES, "SPY", DAY)
+    assert stored.group_by("source").len().sort("source").rows() == [("cboe", 4), ("yfinance", 1)]
+    assert stored.filter(pl.col("source") == "cboe").sort("strike").equals(cboe.sort("strike"))
+    # a later poll of the same snapshot replaces the earlier poll, not the vendor's rows
+    write_partition(lake, OPTION_QUOTES, make_quotes(n=2, source="yfinance"), "SPY", DAY)
+    counts = read_partition(lake, OPTION_QUOTES, "SPY", DAY).group_by("source").len()
+    assert counts.sort("source").rows() == [("cboe", 4), ("yfinance", 2)]
+
+
+def test_one_vendors_upsert_replaces_only_its_own_rows(lake: Lake) -> None:
+    write_partition(lake, OPTION_QUOTES, make_quotes(n=4, source="cboe"), "SPY", DAY, mode="upsert")
+    lean = make_quotes(n=4, source="lean", underlying_price=473.1)
+    write_partition(lake, OPTION_QUOTES, lean, "SPY", DAY, mode="upsert")
+    stored = read_partition(lake, OPTION_QUOTES, "SPY", DAY)
+    assert stored.height == 8  # the same contracts, one row per source: nothing interleaved
+    by_source = stored.group_by("source").agg(pl.col("underlying_price").unique())
+    assert sorted(by_source.rows()) == [("cboe", [472.65]), ("lean", [473.1])]
+
+
+def test_another_sources_rejects_at_the_same_time_stay_in_quarantine(lake: Lake) -> None:
+    bad_cboe = make_quotes(n=2, source="cboe", bid=[5.0, 9.0])  # row 1: bid above ask
+    write_partition(lake, OPTION_QUOTES, bad_cboe, "SPY", DAY)
+    write_partition(lake, OPTION_QUOTES, make_quotes(n=2, source="yfinance"), "SPY", DAY)
+    quarantined = pl.read_parquet(lake.quarantine_file("option_quotes", "SPY", DAY))
+    assert quarantined.select("source", "reason").rows() == [("cboe", "bid_above_ask")]
+
+
+def test_removing_one_sources_rows_keeps_the_others_and_their_rejects(lake: Lake) -> None:
+    from data_lake.lake import remove_source_rows
+
+    write_partition(lake, OPTION_QUOTES, make_quotes(n=2, source="cboe", bid=[5.0, 9.0]),
+                    "SPY", DAY)  # fmt: skip
+    write_partition(lake, OPTION_QUOTES, make_quotes(n=3, source="lean", bid=[5.0, 9.0, 4.0]),
+                    "SPY", DAY)  # fmt: skip
+    assert remove_source_rows(lake, OPTION_QUOTES, "SPY", DAY, "lean") == 2
+    assert read_partition(lake, OPTION_QUOTES, "SPY", DAY)["source"].to_list() == ["cboe"]
+    rejects = pl.read_parquet(lake.quarantine_file("option_quotes", "SPY", DAY))
+    assert rejects["source"].to_list() == ["cboe"]
+    assert remove_source_rows(lake, OPTION_QUOTES, "SPY", DAY, "cboe") == 1
+    assert not lake.partition_dir("option_quotes", "SPY", DAY).exists()
+    assert not lake.partition_dir("quarantine", "SPY", DAY).exists()
+
+
+def test_a_writer_waiting_past_the_lock_timeout_gets_a_clear_error(lake: Lake) -> None:
+    import fcntl
+
+    write_partition(lake, OPTION_QUOTES, make_quotes(), "SPY", DAY)
+    lock = lake.root / "_locks" / f"option_quotes.SPY.{DAY.isoformat()}.lock"
+    with lock.open("a+b") as held:  # another writer holds the partition
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        impatient = Lake(lake.root, lock_timeout_seconds=0.3)
+        with pytest.raises(LakeError, match=r"is locked by another writer for over 0\.3s"):
+            write_partition(impatient, OPTION_QUOTES, make_quotes(n=2), "SPY", DAY)
+    assert read_partition(lake, OPTION_QUOTES, "SPY", DAY).height == 4  # untouched
+    write_partition(impatient, OPTION_QUOTES, make_quotes(n=2), "SPY", DAY)  # released
+
+
+def test_an_unusable_lock_folder_is_a_clear_error(lake: Lake) -> None:
+    lake.root.mkdir(parents=True)
+    (lake.root / "_locks").write_text("not a folder")
+    with pytest.raises(LakeError, match=r"cannot create the lock file .* set VOLFLOW_HOME"):
+        write_partition(lake, OPTION_QUOTES, make_quotes(), "SPY", DAY)
+
+
+def test_new_partition_folders_are_made_with_their_parents(lake: Lake) -> None:
+    from data_lake.lake import _make_folders
+
+    deep = lake.root / "t" / "underlying=SPY" / "date=2024-01-02"
+    assert _make_folders(deep) == [deep, deep.parent, deep.parent.parent, lake.root]
+    assert deep.is_dir() and _make_folders(deep) == []

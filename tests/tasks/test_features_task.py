@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from data_lake.catalog import query
 from data_lake.ingest import write_batches
@@ -90,3 +91,39 @@ def test_option_analytics_are_solved_for_nearly_every_quote(tmp_path: Path) -> N
     assert surface["atm_iv_30d"].is_between(0.05, 1.0).all()
     assert surface["rv_cc_21d"].null_count() == surface.height  # fewer than 21 days of bars
     assert pl.Series(surface["atm_iv_30d"]).is_finite().all()
+
+
+def test_features_read_one_source_per_snapshot_by_preference(tmp_path: Path) -> None:
+    """Two sources with the same snapshot (a vendor file and a poll at the close) are
+    both stored; the features read the preferred one's chain, never the two mixed."""
+    from dataclasses import replace
+
+    from data_lake.lake import read_partition, write_partition
+    from data_lake.schemas import OPTION_QUOTES
+
+    lake = Lake(tmp_path / "lake")
+    _ingest(lake, date(2024, 1, 2), date(2024, 1, 10))
+    day = date(2024, 1, 5)
+    synthetic = read_partition(lake, OPTION_QUOTES, "SPY", day)
+    poll = synthetic.head(400).with_columns(
+        pl.lit("yfinance").alias("source"), pl.col("underlying_price") * 1.01
+    )
+    write_partition(lake, OPTION_QUOTES, poll, "SPY", day)
+    assert read_partition(lake, OPTION_QUOTES, "SPY", day).height == synthetic.height + 400
+
+    def built(preference: tuple[str, ...]) -> tuple[list[str], int, float]:
+        build_underlying(lake, "SPY", replace(INPUTS, source_preference=preference), full=True)
+        analytics = query(
+            lake, "SELECT source, count(*) n, max(underlying_price) spot FROM option_analytics "
+            "WHERE date = ? GROUP BY ALL", [day],
+        )  # fmt: skip
+        spot = query(lake, "SELECT underlying_price FROM surface_features WHERE date = ?", [day])
+        assert analytics["spot"].to_list() == spot["underlying_price"].to_list()
+        return analytics["source"].to_list(), int(analytics["n"].sum()), float(spot.item())
+
+    sources, rows, spot = built(INPUTS.source_preference)  # default: yfinance before synthetic
+    assert (sources, rows) == (["yfinance"], 400)
+    assert spot == pytest.approx(synthetic["underlying_price"][0] * 1.01)
+    sources, rows, spot = built(("synthetic",))
+    assert (sources, rows) == (["synthetic"], synthetic.height)
+    assert spot == pytest.approx(synthetic["underlying_price"][0])
