@@ -9,7 +9,8 @@ Layout (CBOE DataShop documentation), with the ``*_1545`` calcs columns optional
     bid_size_eod,bid_eod,ask_size_eod,ask_eod,underlying_bid_eod,underlying_ask_eod,
     vwap,open_interest,delivery_code
 
-Each row becomes two snapshots of the contract: 15:45 New York (the ``*_1545``
+Each row becomes two snapshots of the contract: 15:45 New York, 12:45 on an early
+close (the ``*_1545``
 quotes, underlying at ``active_underlying_price_1545``) and the session close
 (the ``*_eod`` quotes, underlying at the mid of its end-of-day bid and ask, the
 day's volume and last trade). A file may hold several quote dates and
@@ -28,12 +29,12 @@ import io
 import zipfile
 import zlib
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
 
-from data_lake.calendar import EXCHANGE_TZ, ExchangeCalendar, exchange_calendar
+from data_lake.calendar import ExchangeCalendar, exchange_calendar
 from data_lake.errors import ConfigError, SourceError
 from data_lake.lake import validate_symbol
 from data_lake.schemas import OPTION_QUOTES
@@ -63,7 +64,8 @@ TEXT_COLUMNS = (
     "delivery_code",
 )
 DATE_COLUMNS = ("quote_date", "expiration")
-SNAPSHOT_1545 = time(15, 45)
+# the "1545" calcs are taken 15 minutes before the close (12:45 on a half day)
+BEFORE_CLOSE_1545 = timedelta(minutes=15)
 
 # Index option roots: (exercise style, settlement). Standard monthlies are AM-settled,
 # weeklies and P.M. roots PM-settled; VIX and VIXW settle on the morning's SOQ; OEX is
@@ -242,15 +244,15 @@ def _snapshot(rows: pl.DataFrame, suffix: str, spot: pl.Expr) -> pl.DataFrame:
 
 
 def _snapshot_times(days: list[date], origin: str, calendar: ExchangeCalendar) -> pl.DataFrame:
-    """15:45 New York and the session close of each quote date (UTC); SourceError for a
-    date that is not a session. An early close has no 15:45 snapshot (null)."""
+    """The "1545" snapshot and the session close of each quote date (UTC); SourceError
+    for a date that is not a session. CBOE takes the "1545" columns 15 minutes before
+    the close: 15:45 New York, 12:45 on an early close (13:00)."""
     rows = []
     for day in days:
         if not calendar.is_session(day):
             raise SourceError(f"{origin}: quote_date {day} is not an exchange session")
-        at_1545 = datetime.combine(day, SNAPSHOT_1545, EXCHANGE_TZ).astimezone(UTC)
         close = calendar.session_on_or_before(day).close
-        rows.append({"quote_date": day, "_ts_1545": at_1545 if at_1545 < close else None,
+        rows.append({"quote_date": day, "_ts_1545": close - BEFORE_CLOSE_1545,
                      "_ts_eod": close})  # fmt: skip
     utc = OPTION_QUOTES.schema["ts_event"]
     return pl.DataFrame(rows, schema={"quote_date": pl.Date, "_ts_1545": utc, "_ts_eod": utc})

@@ -43,13 +43,17 @@ def daily_bars_path(root: Path, symbol: str) -> Path:
     return root / "equity" / "usa" / "daily" / f"{symbol.lower()}.zip"
 
 
+def hour_bars_path(root: Path, symbol: str) -> Path:
+    return root / "equity" / "usa" / "hour" / f"{symbol.lower()}.zip"
+
+
 def factor_file_path(root: Path, symbol: str) -> Path:
     return root / "equity" / "usa" / "factor_files" / f"{symbol.lower()}.csv"
 
 
 def _zip_member(path: Path) -> tuple[str, bytes]:
     if not path.is_file():
-        raise SourceError(f"{path}: no such file (LEAN daily bars for this symbol)")
+        raise SourceError(f"{path}: no such file (LEAN bars for this symbol)")
     try:
         with zipfile.ZipFile(path) as archive:
             names = [n for n in archive.namelist() if n.lower().endswith(".csv")]
@@ -166,6 +170,33 @@ def read_factor_file(root: Path, symbol: str) -> pl.DataFrame:
     )
 
 
+def _option_chains(
+    root: Path,
+    symbol: str,
+    resolution: str,
+    start: date | None,
+    end: date | None,
+    daily_bars: pl.DataFrame | None,
+    problems: list[str],
+    calendar: ExchangeCalendar,
+) -> list[tuple[date, dict[str, pl.DataFrame]]]:
+    """The option chains at ``resolution``: hour chains are priced from (and written
+    with) LEAN's hour bars, daily chains from the daily bars; minute chains read their
+    minute bars per session. Missing hour bars are a problem, not a chain of quotes
+    without an underlying price."""
+    bars = daily_bars
+    if resolution == "hour":
+        hourly = hour_bars_path(root, symbol)
+        if not hourly.is_file():
+            problems.append(f"{hourly}: no such file (hour chains are priced from LEAN's "
+                            "hour bars)")  # fmt: skip
+            return []
+        bars = read_bar_file(hourly, symbol, calendar, start, end, bar_seconds=3600)
+    return list(
+        lean_options.load_options(root, symbol, resolution, start, end, bars, problems, calendar)
+    )
+
+
 def load_underlying(
     root: Path,
     symbol: str,
@@ -205,8 +236,8 @@ def load_underlying(
                 add(day, table, part)
     if options:
         found: list[str] = []
-        chains = lean_options.load_options(root, symbol, options, start, end, bars, found, calendar)
-        for day, tables in chains:
+        for day, tables in _option_chains(root, symbol, options, start, end, bars, found,
+                                          calendar):  # fmt: skip
             for table, frame in tables.items():
                 add(day, table, frame)
         if found and problems is None:

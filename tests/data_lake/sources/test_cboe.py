@@ -87,10 +87,17 @@ def test_zipped_file_with_several_members_reads_every_member(tmp_path: Path) -> 
     )
 
 
-def test_early_close_has_no_1545_snapshot(tmp_path: Path) -> None:
-    text = PLAIN.read_text().replace("2024-01-04", "2024-11-29")
+def test_early_close_keeps_its_1545_snapshot_at_1245(tmp_path: Path) -> None:
+    """Regression (lake review, item 7): on a half day CBOE takes the "1545" columns at
+    12:45 New York; the importer dropped them as after the close, uncounted."""
+    text = PLAIN.read_text().replace("2024-01-04", "2024-11-29")  # 13:00 close
     quotes = _quotes(_write(tmp_path, "early.csv", text))
-    assert quotes["ts_event"].unique().to_list() == [datetime(2024, 11, 29, 18, 0, tzinfo=UTC)]
+    assert sorted(quotes["ts_event"].unique().to_list()) == [
+        datetime(2024, 11, 29, 17, 45, tzinfo=UTC),  # 12:45 New York
+        datetime(2024, 11, 29, 18, 0, tzinfo=UTC),  # the close
+    ]
+    full_day = _quotes(_write(tmp_path, "full.csv", PLAIN.read_text()))
+    assert quotes.height == full_day.height  # every row's two snapshots, as on a full day
 
 
 def test_duplicate_rows_are_quarantined_on_write(tmp_path: Path) -> None:

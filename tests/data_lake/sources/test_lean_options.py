@@ -308,3 +308,58 @@ def test_damaged_bar_members_parse_or_fail_with_a_source_error(
         message = str(path)
         assert frame["ts_event"].null_count() == 0 and frame.height >= 2
     assert str(path) in message  # an error always names the zip
+
+
+def _hour_sample(root: Path) -> None:
+    """XYZ on 2014-07-03 (a 13:00 early close): hour option quotes, hour and daily bars."""
+    (root / "option" / "usa" / "hour").mkdir(parents=True)
+    with zipfile.ZipFile(root / "option" / "usa" / "hour" / "xyz_2014_quote_american.zip",
+                         "w") as archive:  # fmt: skip
+        archive.writestr(
+            "xyz_hour_quote_american_call_5000000_20140719.csv",
+            "20140703 10:00,10000,10000,10000,10000,5,11000,11000,11000,11000,6\n"
+            "20140703 11:00,10100,10100,10100,10100,5,11100,11100,11100,11100,6",
+        )
+    for folder, name, rows in (
+        ("hour", "xyz.zip", "20140703 10:00,5000000,5010000,4990000,5005000,1000\n"
+                            "20140703 11:00,5005000,5020000,5000000,5015000,1200\n"
+                            "20140703 12:00,5015000,5030000,5010000,5025000,900"),
+        ("daily", "xyz.zip", "20140703 00:00,5000000,5030000,4990000,5025000,3100"),
+    ):  # fmt: skip
+        (root / "equity" / "usa" / folder).mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(root / "equity" / "usa" / folder / name, "w") as archive:
+            archive.writestr("xyz.csv", rows)
+
+
+def test_hour_chains_are_priced_from_the_hour_bars_and_the_daily_bar_written_once(
+    tmp_path: Path,
+) -> None:
+    """Regression (lake review, item 6): --resolution hour passed the daily bars where
+    hourly bars were expected: 6 of 7 snapshots were quarantined as
+    missing_underlying_price and the daily bar was written twice."""
+    root = tmp_path / "lean"
+    _hour_sample(root)
+    (batch,) = load_underlying(root, "XYZ", options="hour")
+    chain, bars = batch.frames[OPTION_QUOTES.name], batch.frames[UNDERLYING_BARS.name]
+    assert sorted(bars["bar_seconds"].to_list()) == [3600, 3600, 3600, 86400]
+    # 10:00 bar ends 11:00 New York (15:00 UTC): spot is the 10:00 hour bar's close
+    priced = chain.sort("ts_event").select("ts_event", "underlying_price").rows()
+    assert priced == [(datetime(2014, 7, 3, 15, tzinfo=UTC), 500.5),
+                      (datetime(2014, 7, 3, 16, tzinfo=UTC), 501.5)]  # fmt: skip
+    lake = Lake(tmp_path / "lake", durable=False)
+    write_batches(lake, [batch], mode="upsert")
+    reasons = query(lake, "SELECT reason, count(*) n FROM quarantine GROUP BY ALL")
+    assert reasons.is_empty(), reasons
+    stored = query(lake, "SELECT bar_seconds, count(*) n FROM underlying_bars GROUP BY ALL "
+                         "ORDER BY ALL")  # fmt: skip
+    assert stored.rows() == [(3600, 3), (86400, 1)]
+
+
+def test_hour_chains_without_hour_bars_are_a_reported_problem(tmp_path: Path) -> None:
+    root = tmp_path / "lean"
+    _hour_sample(root)
+    (root / "equity" / "usa" / "hour" / "xyz.zip").unlink()
+    problems: list[str] = []
+    batches = load_underlying(root, "XYZ", options="hour", problems=problems)
+    assert [set(b.frames) for b in batches] == [{UNDERLYING_BARS.name}]  # the daily bar only
+    assert len(problems) == 1 and "hour/xyz.zip: no such file" in problems[0]
