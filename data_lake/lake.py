@@ -382,8 +382,10 @@ def _write_quarantine(
     snapshots: pl.DataFrame,
     mode: WriteMode,
 ) -> None:
-    """Quarantined rows of this write replace those of the same snapshots; rows with no
-    snapshot time are kept, and an identical rejected row is stored once."""
+    """Quarantined rows of this write replace those of the same snapshots (and stored
+    rows identical to one of them: a re-imported file or a row with no snapshot time);
+    every rejected row of the write is stored, copies included, so the lake holds what
+    the write's summary counts."""
     target = lake.quarantine_file(spec.name, underlying, day)
     if mode != "replace" and target.exists():
         existing = read_parquet_file(target).with_columns(
@@ -397,9 +399,9 @@ def _write_quarantine(
             if mode == "upsert"
             else _other_snapshots(existing, snapshots.select(keys).unique())
         )
-        incoming = pl.concat([kept, incoming]).unique(
-            subset=["ts_event", "reason", "record"], keep="last", maintain_order=True
-        )
+        same = ["ts_event", "source", "reason", "record"]
+        kept = kept.join(incoming.select(same).unique(), on=same, how="anti", nulls_equal=True)
+        incoming = pl.concat([kept, incoming])
     if incoming.is_empty():
         _delete(lake, target)
         return

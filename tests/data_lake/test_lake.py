@@ -326,3 +326,14 @@ def test_new_partition_folders_are_made_with_their_parents(lake: Lake) -> None:
     deep = lake.root / "t" / "underlying=SPY" / "date=2024-01-02"
     assert _make_folders(deep) == [deep, deep.parent, deep.parent.parent, lake.root]
     assert deep.is_dir() and _make_folders(deep) == []
+
+
+def test_the_quarantine_holds_every_rejected_row_the_write_counted(lake: Lake) -> None:
+    """Regression (lake review, item 8): identical rejected rows were stored once, so
+    run summaries reported more quarantined rows than the lake held."""
+    copies = pl.concat([make_quotes(n=1)] * 3)  # one row and two identical copies
+    for mode in ("merge", "upsert", "upsert"):  # a re-import does not add copies
+        result = write_partition(lake, OPTION_QUOTES, copies, "SPY", DAY, mode=mode)  # type: ignore[arg-type]
+        assert (result.rows_written, result.quarantined) == (1, 2)
+        stored = pl.read_parquet(lake.quarantine_file("option_quotes", "SPY", DAY))
+        assert stored["reason"].to_list() == ["duplicate_row", "duplicate_row"]
