@@ -17,17 +17,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from flows.environment import OFFLINE_DEFAULTS
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PREFECT = BIN / "prefect"
 VOLFLOW = BIN / "volflow"
 
-OFFLINE = {
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "OMP_WAIT_POLICY": "PASSIVE",
-}
+# what the CLI sets for itself (a child started here gets the same, whatever it is)
+OFFLINE = dict(OFFLINE_DEFAULTS)
 
 
 def free_port() -> int:
