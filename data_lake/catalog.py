@@ -14,16 +14,22 @@ path: ``SELECT * FROM option_quotes_at('SPY', DATE '2024-01-02')``,
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
+import tempfile
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from data_lake.commit import recover
 from data_lake.errors import LakeError
-from data_lake.lake import Lake
+from data_lake.lake import SCHEMAS, Lake, atomic_write_parquet, may_hold_older_files
 from data_lake.rates import RATES_TABLE
-from data_lake.schemas import TABLES, TableSpec
+from data_lake.schemas import LEGACY_FILES, QUARANTINE, TABLES, TableSpec
+
+logger = logging.getLogger(__name__)
 
 _DUCKDB_TYPES: dict[type[pl.DataType], str] = {
     pl.String: "VARCHAR",
@@ -43,15 +49,65 @@ def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def _view_sql(lake: Lake, spec: TableSpec) -> str:
-    pattern = lake.table_dir(spec.name) / "underlying=*" / "date=*" / "*.parquet"
+HIVE = "hive_partitioning = true, hive_types = {'underlying': VARCHAR, 'date': DATE}"
+
+
+def current_pattern(spec: TableSpec) -> str:
+    """File names of the table's current version (a glob)."""
+    stem = "data" if spec.name != QUARANTINE.name else "*"
+    return f"{stem}-v{spec.version}.parquet"
+
+
+def older_patterns(spec: TableSpec) -> list[str]:
+    """File names of the table's older versions (globs): version 1 was ``part-*``."""
+    stem = "data" if spec.name != QUARANTINE.name else "*"
+    return [LEGACY_FILES, *(f"{stem}-v{v}.parquet" for v in range(2, spec.version))]
+
+
+def anchor_file(lake: Lake, spec: TableSpec) -> Path:
+    """A zero-row file with the table's current columns, read first by its view: it fixes
+    the view's columns, so no data file is opened to bind a query (a damaged file only
+    fails the queries that read it) and older files get nulls for newer columns."""
+    name = f"underlying=_/date=1970-01-01/{spec.name}-v{spec.version}.parquet"
+    path = lake.root / SCHEMAS / name
+    if path.exists():
+        return path
+    try:
+        atomic_write_parquet(lake, pl.DataFrame(schema=spec.file_schema), path)
+        return path
+    except LakeError:  # a read-only lake: keep the anchor in the temp folder
+        digest = hashlib.sha256(str(lake.root).encode()).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / f"volflow-schemas-{digest}" / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pl.DataFrame(schema=spec.file_schema).write_parquet(path)
+        return path
+
+
+def _view_sql(lake: Lake, spec: TableSpec, older: bool) -> str:
+    base = lake.table_dir(spec.name)
     columns = ", ".join(f'"{c}"' for c in spec.schema.names())
-    if any(lake.table_dir(spec.name).glob("underlying=*/date=*/*.parquet")):
-        return (
-            f"CREATE OR REPLACE VIEW {spec.name} AS SELECT {columns} FROM read_parquet("
-            f"{_quote(pattern)}, hive_partitioning = true, "
-            "hive_types = {'underlying': VARCHAR, 'date': DATE})"
-        )
+    parts = []
+    current = current_pattern(spec)
+    if any(base.glob(f"underlying=*/date=*/{current}")):
+        files = [
+            _quote(anchor_file(lake, spec)),
+            _quote(base / "underlying=*" / "date=*" / current),
+        ]
+        parts.append(f"SELECT {columns} FROM read_parquet([{', '.join(files)}], {HIVE})")
+    for pattern in older_patterns(spec) if older else []:
+        if any(base.glob(f"underlying=*/date=*/{pattern}")):
+            # older files by name: the anchor supplies the columns they lack, as nulls
+            files = [
+                _quote(anchor_file(lake, spec)),
+                _quote(base / "underlying=*" / "date=*" / pattern),
+            ]
+            parts.append(
+                f"SELECT {columns} FROM read_parquet([{', '.join(files)}], {HIVE}, "
+                "union_by_name = true)"
+            )
+    if parts:
+        return f"CREATE OR REPLACE VIEW {spec.name} AS " + " UNION ALL ".join(parts)
     typed = ", ".join(
         f'CAST(NULL AS {_sql_type(dtype)}) AS "{name}"' for name, dtype in spec.schema.items()
     )
@@ -60,11 +116,13 @@ def _view_sql(lake: Lake, spec: TableSpec) -> str:
 
 def _macro_sql(lake: Lake, spec: TableSpec) -> str:
     prefix = _quote(lake.table_dir(spec.name))[:-1]  # an open SQL string literal
+    anchor = _quote(anchor_file(lake, spec))
+    columns = ", ".join(f'"{c}"' for c in spec.schema.names())
     return (
         f"CREATE OR REPLACE MACRO {spec.name}_at(underlying_symbol, day) AS TABLE "
-        f"SELECT * FROM read_parquet({prefix}/underlying=' || underlying_symbol || "
-        "'/date=' || CAST(day AS DATE) || '/*.parquet', hive_partitioning = true, "
-        "hive_types = {'underlying': VARCHAR, 'date': DATE})"
+        f"SELECT {columns} FROM read_parquet([{anchor}, {prefix}/underlying=' || "
+        "underlying_symbol || '/date=' || CAST(day AS DATE) || '/*.parquet'], "
+        f"{HIVE}, union_by_name = true)"
     )
 
 
@@ -116,27 +174,49 @@ def connect(
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with a view per lake table (or per table in
     ``tables``) and the point-read macros. Timestamps are shown in UTC, as stored.
+    A commit of a process that died after its commit point is finished first.
     """
+    if lake.root.is_dir():
+        try:
+            recover(lake)
+        except LakeError as exc:  # a read-only lake: read what is there
+            logger.warning("lake recovery skipped: %s", exc)
+    older = may_hold_older_files(lake)
     con = duckdb.connect(":memory:")
-    con.execute("SET TimeZone = 'UTC'")
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
-    for spec in TABLES.values():
-        if tables is None or spec.name in tables:
-            con.execute(_view_sql(lake, spec))
-        con.execute(_macro_sql(lake, spec))
-    con.execute(_rates_view_sql(lake))
-    for needs, sql in DERIVED_VIEWS.values():
-        if tables is None or all(t in tables for t in needs):
-            con.execute(sql)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
+        for spec in TABLES.values():
+            if tables is None or spec.name in tables:
+                con.execute(_view_sql(lake, spec, older))
+            con.execute(_macro_sql(lake, spec))
+        con.execute(_rates_view_sql(lake))
+        for needs, sql in DERIVED_VIEWS.values():
+            if tables is None or all(t in tables for t in needs):
+                con.execute(sql)
+    except duckdb.Error as exc:
+        con.close()
+        raise LakeError(f"cannot open the lake's views: {_first_line(exc)}") from exc
+    except BaseException:
+        con.close()
+        raise
     return con
+
+
+def _first_line(exc: Exception) -> str:
+    """DuckDB's first message line; a damaged file's message gets the way to find all."""
+    line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "parquet" in line.lower() and ("file" in line.lower()):
+        line += " (`volflow lake check` lists every damaged or old lake file)"
+    return line
 
 
 def query(lake: Lake, sql: str, params: list[object] | None = None) -> pl.DataFrame:
     """Run ``sql`` against the lake's views and return a Polars frame.
 
-    DuckDB errors (syntax, unknown column, corrupt file) become a LakeError with
-    DuckDB's first message line.
+    DuckDB errors (syntax, unknown column, damaged file) become a LakeError with
+    DuckDB's first message line, which names the file where one is at fault.
     """
     con = connect(lake, tables=referenced_tables(sql))
     try:
@@ -147,6 +227,6 @@ def query(lake: Lake, sql: str, params: list[object] | None = None) -> pl.DataFr
         assert isinstance(result, pl.DataFrame)
         return result
     except duckdb.Error as exc:
-        raise LakeError(f"query failed: {str(exc).splitlines()[0]}") from exc
+        raise LakeError(f"query failed: {_first_line(exc)}") from exc
     finally:
         con.close()

@@ -2,31 +2,100 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
-from data_lake.errors import VolflowError
-from data_lake.lake import Lake, PartitionInput, PartitionWrite, WriteMode, write_partitions
+import polars as pl
+
+from data_lake.commit import PartitionKey
+from data_lake.errors import LakeError, VolflowError
+from data_lake.lake import (
+    Lake,
+    PartitionInput,
+    PartitionWrite,
+    Retire,
+    WriteMode,
+    write_tables,
+)
 from data_lake.schemas import table_spec
 from data_lake.sources.base import SourceBatch
 
 
 def write_batches(
-    lake: Lake, batches: list[SourceBatch], mode: WriteMode = "merge"
+    lake: Lake, batches: list[SourceBatch], mode: WriteMode = "merge", *, whole_files: bool = False
 ) -> list[PartitionWrite]:
-    """Write a group of source batches, table by table, checks done once per table."""
+    """Write a group of source batches, every table, as one commit (checks done once per
+    table). Rows get their batch's ``batch_id`` where they have none.
+
+    ``whole_files``: the batches are everything their files hold (not a date or symbol
+    selection), so in upsert mode partitions that an earlier import of the same file
+    wrote and this one does not lose that file's rows (a corrected file that dropped a
+    symbol or a day). Each file's partitions are recorded under ``<lake>/_batches``."""
     by_table: dict[str, list[PartitionInput]] = {}
     for batch in batches:
         for table, frame in batch.frames.items():
             origin = batch.origin or f"{table} {batch.underlying} {batch.day}"
-            by_table.setdefault(table, []).append((batch.underlying, batch.day, frame, origin))
-    writes: list[PartitionWrite] = []
-    for table, items in by_table.items():
-        writes.extend(write_partitions(lake, table_spec(table), items, mode=mode))
-    return writes
+            rows = _with_batch_id(frame, table, batch.batch_id or origin)
+            by_table.setdefault(table, []).append((batch.underlying, batch.day, rows, origin))
+    retire = _retired(lake, batches) if whole_files and mode == "upsert" else None
+    tables = [(table_spec(table), items) for table, items in by_table.items()]
+    return write_tables(lake, tables, mode=mode, retire=retire)
+
+
+def _with_batch_id(frame: pl.DataFrame, table: str, batch_id: str) -> pl.DataFrame:
+    if "batch_id" not in table_spec(table).schema:
+        return frame
+    batch = pl.lit(batch_id, pl.String)
+    if "batch_id" in frame.columns:
+        return frame.with_columns(pl.col("batch_id").cast(pl.String).fill_null(batch))
+    return frame.with_columns(batch.alias("batch_id"))
+
+
+BATCH_RECORDS = "_batches"
+
+
+def batch_record_path(lake: Lake, batch_id: str) -> Path:
+    """Where the partitions written from one file are recorded."""
+    digest = hashlib.sha256(batch_id.encode()).hexdigest()[:24]
+    return lake.root / BATCH_RECORDS / f"{digest}.json"
+
+
+def _retired(lake: Lake, batches: list[SourceBatch]) -> Retire:
+    """Partitions each file's earlier import wrote that this import does not, and the
+    new records of the files' partitions."""
+    written: dict[str, set[PartitionKey]] = {}
+    for batch in batches:
+        for table in batch.frames:
+            key = (table, batch.underlying, batch.day)
+            written.setdefault(batch.batch_id or batch.origin, set()).add(key)
+    retire = Retire()
+    for batch_id, keys in written.items():
+        path = batch_record_path(lake, batch_id)
+        for table, underlying, day in _recorded(path):
+            if (table, underlying, day) not in keys:
+                retire.partitions.setdefault((table, underlying, day), set()).add(batch_id)
+        record = {
+            "batch_id": batch_id,
+            "partitions": sorted([t, u, d.isoformat()] for t, u, d in keys),
+        }
+        retire.records[path] = json.dumps(record, indent=1).encode()
+    return retire
+
+
+def _recorded(path: Path) -> list[PartitionKey]:
+    if not path.exists():
+        return []
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        return [(t, u, date.fromisoformat(d)) for t, u, d in record["partitions"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LakeError(f"unreadable import record {path}: {exc}; delete it and re-import") from exc
 
 
 def write_batch(lake: Lake, batch: SourceBatch, mode: WriteMode = "merge") -> list[PartitionWrite]:

@@ -1,31 +1,37 @@
-"""The lake on disk: Hive-partitioned Parquet with atomic, idempotent partition writes.
+"""The lake on disk: Hive-partitioned Parquet with all-or-nothing, idempotent writes.
 
-Layout: ``<root>/<table>/underlying=<U>/date=<YYYY-MM-DD>/part-0.parquet``; the
+Layout: ``<root>/<table>/underlying=<U>/date=<YYYY-MM-DD>/data-v<N>.parquet``; the
 quarantine table keeps one file per source table in each partition
-(``part-<source_table>.parquet``). Each file is written to ``<root>/_staging``
-first and moved into place with ``os.replace`` (atomic on POSIX within one
-filesystem), so a reader sees the old file or the new one, never half of one,
-and a failure mid-run leaves every other partition as it was.
+(``<source_table>-v<N>.parquet``). ``N`` is the table's schema version
+(``data_lake.schemas``); files of older versions (``part-*.parquet`` for version 1)
+stay readable and are rewritten in the current version when their partition is next
+written (or by ``volflow lake migrate``).
+
+Every write is one :class:`data_lake.commit.Commit`: the data and quarantine files of
+all the partitions of a batch (every table of a chunk of sessions) are staged, then
+committed together behind a journal, under the partitions' locks. A reader sees the
+old files or the new ones; a process killed at any point leaves the lake as it was
+before the write or as after it, never part of it.
 
 Writes replace whole snapshots: rows of the incoming frame replace existing rows
 of the same snapshot (``ts_event`` and ``source``: one source's rows never replace
 another's) and other snapshots of the day are kept, so writing the same data twice
 never duplicates rows and an intraday ingest adds its snapshot to the day.
-``mode="replace"`` swaps the whole partition.
+``mode="upsert"`` (vendor files) replaces what earlier imports of the same files
+(``batch_id``) put in the partition, rows and rejects, and rows with the same unique
+key; other files' rows stay. ``mode="replace"`` swaps the whole partition.
 """
 
 from __future__ import annotations
 
-import fcntl
+import json
 import logging
 import os
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
@@ -33,19 +39,20 @@ from typing import Literal
 import polars as pl
 import pyarrow.parquet as pq
 
+from data_lake.commit import Commit, PartitionKey, partition_locks, recover
 from data_lake.errors import ConfigError, LakeError
 from data_lake.quality import CheckedFrame, check, conform
-from data_lake.schemas import PARTITION_COLUMNS, QUARANTINE, TableSpec
+from data_lake.schemas import PARTITION_COLUMNS, QUARANTINE, SCHEMA_VERSION, TABLES, TableSpec
 
 logger = logging.getLogger(__name__)
 
 # merge: rows replace the partition's rows of the same snapshots; upsert: rows replace
-# rows with the same unique key, the rest stay (vendor files split by root or symbol
-# combine); replace: the batch becomes the whole partition.
+# the rows of the same files (batch_id) and rows with the same unique key, the rest
+# stay (vendor files split by root or symbol combine); replace: the batch becomes the
+# whole partition.
 WriteMode = Literal["merge", "upsert", "replace"]
 WRITE_THREADS = min(4, os.cpu_count() or 1)
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
-DATA_FILE = "part-0.parquet"
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,51 @@ class PartitionWrite:
     reasons: dict[str, int]
 
 
+SCHEMAS = "_schemas"  # the views' anchor files and the lake's format record
+
+
+def _format_record(lake: Lake) -> Path:
+    return lake.root / SCHEMAS / "format.json"
+
+
+def may_hold_older_files(lake: Lake) -> bool:
+    """False once a lake is known to hold only current-version files (a lake made by
+    this version, or migrated): its views skip the search for older files."""
+    try:
+        record = json.loads(_format_record(lake).read_text(encoding="utf-8"))
+        return bool(record.get("older_files", True))
+    except (OSError, ValueError, AttributeError):
+        return True
+
+
+def record_format(lake: Lake, *, older_files: bool | None = None) -> None:
+    """Write the lake's format record: whether files of older versions may be in it
+    (found by a search when not given). Kept as is if present and not told otherwise."""
+    path = _format_record(lake)
+    if older_files is None:
+        if path.exists():
+            return
+        older_files = any(lake.root.glob("*/underlying=*/date=*/part-*.parquet"))
+    data = json.dumps({"format": SCHEMA_VERSION, "older_files": older_files}).encode()
+    with Commit(lake) as commit:
+        commit.put_bytes(path, data)
+        commit.commit()
+
+
+def _versions(folder: Path, stem: str, legacy: str) -> list[Path]:
+    """``<stem>-v<N>.parquet`` files in ``folder``, newest first, then ``<legacy>.parquet``."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.glob(f"{stem}-v*.parquet"):
+        version = path.name[len(stem) + 2 : -len(".parquet")]
+        if version.isdigit():
+            found.append((int(version), path))
+    files = [path for _, path in sorted(found, reverse=True)]
+    old = folder / f"{legacy}.parquet"
+    return [*files, old] if old.exists() else files
+
+
 @dataclass(frozen=True)
 class Lake:
     """A lake rooted at ``root`` (normally ``$VOLFLOW_HOME/lake``).
@@ -91,10 +143,22 @@ class Lake:
         return self.root / table / f"underlying={underlying}" / f"date={day.isoformat()}"
 
     def data_file(self, table: str, underlying: str, day: date) -> Path:
-        return self.partition_dir(table, underlying, day) / DATA_FILE
+        """The partition's data file as written now (current schema version)."""
+        return self.partition_dir(table, underlying, day) / TABLES[table].file_name
 
     def quarantine_file(self, source_table: str, underlying: str, day: date) -> Path:
-        return self.partition_dir(QUARANTINE.name, underlying, day) / f"part-{source_table}.parquet"
+        """The partition's quarantine file for one source table, as written now."""
+        name = f"{source_table}-v{QUARANTINE.version}.parquet"
+        return self.partition_dir(QUARANTINE.name, underlying, day) / name
+
+    def stored_data_files(self, table: str, underlying: str, day: date) -> list[Path]:
+        """The partition's data files on disk, newest version first (normally one)."""
+        return _versions(self.partition_dir(table, underlying, day), "data", "part-0")
+
+    def stored_quarantine_files(self, source_table: str, underlying: str, day: date) -> list[Path]:
+        """The partition's quarantine files of one source table, newest version first."""
+        folder = self.partition_dir(QUARANTINE.name, underlying, day)
+        return _versions(folder, source_table, f"part-{source_table}")
 
     @property
     def staging_dir(self) -> Path:
@@ -130,110 +194,22 @@ def read_parquet_file(path: Path) -> pl.DataFrame:
     except Exception as exc:  # polars raises several unrelated types for corrupt files
         raise LakeError(
             f"corrupt or unreadable lake file {path}: {str(exc).splitlines()[0]}; "
-            "delete the partition folder and ingest it again"
+            "`volflow lake check` lists the damaged files: delete the partition folder "
+            "and ingest it again"
         ) from exc
-
-
-def _fsync_directory(path: Path) -> None:
-    """Make a rename in ``path`` durable (POSIX); a no-op where directories can't be opened."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _delete(lake: Lake, path: Path) -> None:
-    """Remove a lake file if present, durably (its folder's entry fsynced)."""
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise LakeError(f"cannot delete lake file {path}: {exc.strerror or exc}") from exc
-    if lake.durable:
-        _fsync_directory(path.parent)
-
-
-def _make_folders(folder: Path) -> list[Path]:
-    """Create ``folder`` and missing parents; the ones created, deepest first."""
-    missing = []
-    while not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    for path in reversed(missing):
-        path.mkdir(exist_ok=True)
-    return missing
 
 
 def atomic_write_parquet(lake: Lake, frame: pl.DataFrame, target: Path) -> None:
-    """Write ``frame`` to ``target`` atomically (stage, fsync, rename)."""
-    lake.staging_dir.mkdir(parents=True, exist_ok=True)
-    staged = lake.staging_dir / f"{uuid.uuid4().hex}.parquet"
-    try:
-        frame.write_parquet(staged, compression="zstd", statistics=True)
-        if lake.durable:
-            with open(staged, "rb") as handle:
-                os.fsync(handle.fileno())
-        created = _make_folders(target.parent)
-        os.replace(staged, target)
-        if lake.durable:
-            _fsync_directory(target.parent)
-            for folder in created:  # a new folder's entry lives in its parent
-                _fsync_directory(folder.parent)
-    except OSError as exc:
-        raise LakeError(f"cannot write lake file {target}: {exc.strerror or exc}") from exc
-    finally:
-        staged.unlink(missing_ok=True)
+    """Write ``frame`` to ``target`` atomically (one file's commit)."""
+    with Commit(lake) as commit:
+        commit.put(target, frame)
+        commit.commit()
 
 
-def _sorted(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
+def canonical_order(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
     """Canonical row order, so a partition's bytes depend on its rows, not on write order."""
     keys = [c for c in (*spec.snapshot_key, *spec.unique_key) if c in frame.columns]
     return frame.sort(list(dict.fromkeys(keys)), nulls_last=True, maintain_order=True)
-
-
-@contextmanager
-def _partition_lock(lake: Lake, table: str, underlying: str, day: date) -> Iterator[None]:
-    """An exclusive lock on one partition for its read-merge-write (across processes on
-    one machine: flock), so overlapping runs cannot lose each other's snapshots. The
-    lock is the kernel's: a writer that dies releases it. Waiting longer than
-    ``lake.lock_timeout_seconds`` is a LakeError naming the partition."""
-    lock_dir = lake.root / "_locks"
-    path = lock_dir / f"{table}.{underlying}.{day.isoformat()}.lock"
-    try:
-        lock_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a+b")  # noqa: SIM115 (closed below, after the unlock)
-    except OSError as exc:
-        raise LakeError(
-            f"cannot create the lock file {path} ({exc.strerror or exc}); "
-            "set VOLFLOW_HOME to a writable folder"
-        ) from exc
-    try:
-        deadline = time.monotonic() + lake.lock_timeout_seconds
-        pause = 0.01
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise LakeError(
-                        f"partition {table} underlying={underlying} date={day} is locked by "
-                        f"another writer for over {lake.lock_timeout_seconds:g}s ({path}): "
-                        "another volflow run is writing it; retry when it has finished"
-                    ) from None
-                time.sleep(pause)
-                pause = min(0.5, pause * 2)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-    finally:
-        handle.close()
 
 
 def _conform_partition(
@@ -271,9 +247,8 @@ def write_partition(
 ) -> PartitionWrite:
     """Check ``frame`` (rows of one underlying and day) and write it to its partition.
 
-    Valid rows go to the table, rejected rows to the quarantine table with reasons.
-    The partition's file is replaced atomically; see the module docstring for
-    the merge/replace semantics.
+    Valid rows go to the table, rejected rows to the quarantine table with reasons,
+    both in one commit; see the module docstring for the write modes.
     """
     return write_partitions(lake, spec, [(underlying, day, frame, origin)], mode=mode)[0]
 
@@ -284,13 +259,40 @@ PartitionInput = tuple[str, date, pl.DataFrame, str]  # (underlying, day, rows, 
 def write_partitions(
     lake: Lake, spec: TableSpec, items: list[PartitionInput], *, mode: WriteMode = "merge"
 ) -> list[PartitionWrite]:
-    """Write several partitions of one table: conform and check them in one vectorized
-    pass (the per-call cost of the checks is paid once), then replace each
-    partition's file atomically, one after the other.
+    """Write several partitions of one table in one commit (see :func:`write_tables`)."""
+    return write_tables(lake, [(spec, items)], mode=mode)
 
-    Every input is conformed before anything is written, so a malformed input
-    fails the whole call with nothing written.
-    """
+
+@dataclass(frozen=True)
+class _Job:
+    """One partition's checked rows, ready to merge and stage."""
+
+    spec: TableSpec
+    underlying: str
+    day: date
+    rows_in: int
+    valid: pl.DataFrame
+    rejected: pl.DataFrame
+    snapshots: pl.DataFrame  # the snapshot keys the write replaces (merge mode)
+    batches: pl.DataFrame  # its (source, batch_id) pairs: upsert replaces their rows
+
+    @property
+    def key(self) -> PartitionKey:
+        return (self.spec.name, self.underlying, self.day)
+
+
+@dataclass
+class Retire:
+    """Rows of ``batches`` to remove from partitions a write does not otherwise touch:
+    a re-published file that no longer covers a partition takes its rows away."""
+
+    partitions: dict[PartitionKey, set[str]] = field(default_factory=dict)
+    records: dict[Path, bytes] = field(default_factory=dict)  # files written with the commit
+
+
+def _jobs(spec: TableSpec, items: list[PartitionInput]) -> list[_Job]:
+    """Conform and check one table's inputs in one vectorized pass (the checks' fixed
+    cost is paid once). A malformed input raises before anything is written."""
     grouped: dict[tuple[str, date], PartitionInput] = {}
     for u, d, frame, origin in items:  # several inputs for one partition become one
         rows = frame
@@ -307,64 +309,120 @@ def write_partitions(
     rejected = checked.quarantined.partition_by(
         PARTITION_COLUMNS, as_dict=True, maintain_order=True
     )
-
-    def store(item: PartitionInput, rows: pl.DataFrame) -> PartitionWrite:
-        underlying, day, frame, _ = item
-        key = (underlying, day)
-        part_valid = valid.get(key, checked.valid.clear())
-        part_rejected = rejected.get(key, checked.quarantined.clear())
-        snapshots = rows.select(spec.snapshot_key).drop_nulls().unique()
-        total = _store_partition(lake, spec, part_valid, part_rejected, key, snapshots, mode)
-        return PartitionWrite(
-            partition=Partition(spec.name, underlying, day),
-            path=lake.data_file(spec.name, underlying, day),
-            rows_in=frame.height,
-            rows_written=part_valid.height,
-            rows_total=total,
-            quarantined=part_rejected.height,
-            reasons=CheckedFrame(part_valid, part_rejected).reason_counts,
+    jobs = []
+    for (u, d, frame, _), rows in zip(items, conformed, strict=True):
+        batches = (
+            rows.select("source", "batch_id").drop_nulls().unique()
+            if "batch_id" in rows.columns
+            else pl.DataFrame(schema={"source": pl.String, "batch_id": pl.String})
         )
+        jobs.append(
+            _Job(
+                spec,
+                u,
+                d,
+                frame.height,
+                valid.get((u, d), checked.valid.clear()),
+                rejected.get((u, d), checked.quarantined.clear()),
+                rows.select(spec.snapshot_key).drop_nulls().unique(),
+                batches,
+            )
+        )
+    return jobs
 
-    if len(items) == 1 or WRITE_THREADS == 1:
-        return [store(item, rows) for item, rows in zip(items, conformed, strict=True)]
-    # Parquet encoding and fsync release the GIL: store partitions on all cores. Each
-    # partition is atomic on its own; the first error is raised after all have finished.
-    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        futures = [
-            pool.submit(store, item, rows) for item, rows in zip(items, conformed, strict=True)
-        ]
-        wait(futures)
-    return [future.result() for future in futures]
 
-
-def _store_partition(
+def write_tables(
     lake: Lake,
-    spec: TableSpec,
-    valid: pl.DataFrame,
-    rejected: pl.DataFrame,
-    key: tuple[str, date],
-    snapshots: pl.DataFrame,
-    mode: WriteMode,
-) -> int:
-    """Merge (or replace) one partition's file, then its quarantine file; rows stored."""
-    underlying, day = key
-    target = lake.data_file(spec.name, underlying, day)
-    with _partition_lock(lake, spec.name, underlying, day):
-        merged = valid
-        if mode != "replace" and target.exists():
-            existing = read_partition(lake, spec, underlying, day)
-            if mode == "upsert" and spec.unique_key:
-                keys = list(spec.unique_key)
-                kept = existing.join(valid.select(keys), on=keys, how="anti", nulls_equal=True)
-            else:
-                kept = _other_snapshots(existing, snapshots)
-            merged = pl.concat([kept, valid])
-        if merged.is_empty():
-            _delete(lake, target)
+    tables: list[tuple[TableSpec, list[PartitionInput]]],
+    *,
+    mode: WriteMode = "merge",
+    retire: Retire | None = None,
+) -> list[PartitionWrite]:
+    """Write the partitions of several tables (a batch of sessions: quotes, bars, factors)
+    as one commit: after a crash at any point the lake holds all of them or none.
+
+    Every input is conformed and checked before anything is written; the partitions
+    are then read, merged and staged on all cores under their locks, and committed.
+    """
+    jobs = [job for spec, items in tables if items for job in _jobs(spec, items)]
+    written = {job.key for job in jobs}
+    retired = {k: v for k, v in (retire or Retire()).partitions.items() if k not in written}
+    records = (retire or Retire()).records
+    if not jobs and not retired:
+        return []
+    record_format(lake)
+    keys = [*written, *retired]
+    with Commit(lake) as commit, partition_locks(lake, keys):
+        recover(lake)  # a dead writer's committed files first, so the merge sees them
+        if len(jobs) == 1 or WRITE_THREADS == 1:
+            writes = [_stage(lake, commit, job, mode) for job in jobs]
         else:
-            atomic_write_parquet(lake, _sorted(merged, spec).drop(PARTITION_COLUMNS), target)
-        _write_quarantine(lake, spec, rejected, underlying, day, snapshots, mode)
-    return merged.height
+            # Parquet encoding and fsync release the GIL: stage partitions on all cores;
+            # the first error is raised after all have finished, and nothing is committed
+            with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+                futures = [pool.submit(_stage, lake, commit, job, mode) for job in jobs]
+                wait(futures)
+            writes = [future.result() for future in futures]
+        for (table, underlying, day), batches in retired.items():
+            drop = pl.col("batch_id").is_in(sorted(batches))
+            _remove_rows(lake, commit, TABLES[table], underlying, day, drop)
+        for path, data in records.items():
+            commit.put_bytes(path, data)
+        commit.commit()
+    return writes
+
+
+def _stage(lake: Lake, commit: Commit, job: _Job, mode: WriteMode) -> PartitionWrite:
+    """Merge one partition with its stored rows and stage its data and quarantine files."""
+    spec, underlying, day = job.spec, job.underlying, job.day
+    merged = job.valid
+    if mode != "replace":
+        existing = read_partition(lake, spec, underlying, day)
+        if not existing.is_empty():
+            if mode == "upsert":
+                kept = _without_batches(existing, job.batches)
+                if spec.unique_key:
+                    keys = list(spec.unique_key)
+                    kept = kept.join(job.valid.select(keys), on=keys, how="anti", nulls_equal=True)
+            else:
+                kept = _other_snapshots(existing, job.snapshots)
+            merged = pl.concat([kept, job.valid])
+    stage_file(
+        commit,
+        lake.data_file(spec.name, underlying, day),
+        lake.stored_data_files(spec.name, underlying, day),
+        canonical_order(merged, spec).drop(PARTITION_COLUMNS),
+    )
+    _stage_quarantine(lake, commit, job, mode)
+    return PartitionWrite(
+        partition=Partition(spec.name, underlying, day),
+        path=lake.data_file(spec.name, underlying, day),
+        rows_in=job.rows_in,
+        rows_written=job.valid.height,
+        rows_total=merged.height,
+        quarantined=job.rejected.height,
+        reasons=CheckedFrame(job.valid, job.rejected).reason_counts,
+    )
+
+
+def stage_file(commit: Commit, target: Path, stored: list[Path], frame: pl.DataFrame) -> None:
+    """Stage ``frame`` as ``target`` (or its removal if empty) and the removal of the
+    partition's files of older versions, in the same commit."""
+    for old in stored:
+        if old != target:
+            commit.delete(old)
+    if frame.is_empty():
+        commit.delete(target)
+    else:
+        commit.put(target, frame)
+
+
+def _without_batches(frame: pl.DataFrame, batches: pl.DataFrame) -> pl.DataFrame:
+    """Rows of ``frame`` that did not come from ``batches`` (source and batch id pairs);
+    rows without a batch id stay."""
+    if batches.is_empty() or "batch_id" not in frame.columns:
+        return frame
+    return frame.join(batches, on=["source", "batch_id"], how="anti", nulls_equal=False)
 
 
 def _other_snapshots(existing: pl.DataFrame, snapshots: pl.DataFrame) -> pl.DataFrame:
@@ -373,39 +431,41 @@ def _other_snapshots(existing: pl.DataFrame, snapshots: pl.DataFrame) -> pl.Data
     return existing.join(snapshots, on=snapshots.columns, how="anti", nulls_equal=False)
 
 
-def _write_quarantine(
-    lake: Lake,
-    spec: TableSpec,
-    incoming: pl.DataFrame,
-    underlying: str,
-    day: date,
-    snapshots: pl.DataFrame,
-    mode: WriteMode,
-) -> None:
-    """Quarantined rows of this write replace those of the same snapshots (and stored
-    rows identical to one of them: a re-imported file or a row with no snapshot time);
-    every rejected row of the write is stored, copies included, so the lake holds what
-    the write's summary counts."""
-    target = lake.quarantine_file(spec.name, underlying, day)
-    if mode != "replace" and target.exists():
-        existing = read_parquet_file(target).with_columns(
-            pl.lit(underlying).alias("underlying"), pl.lit(day).alias("date")
-        )
-        existing = conform(existing, QUARANTINE, str(target))
-        # the quarantine's snapshot: its time and source (another source's rejects stay)
-        keys = [c for c in QUARANTINE.snapshot_key if c in snapshots.columns]
-        kept = (
-            existing
-            if mode == "upsert"
-            else _other_snapshots(existing, snapshots.select(keys).unique())
-        )
-        same = ["ts_event", "source", "reason", "record"]
-        kept = kept.join(incoming.select(same).unique(), on=same, how="anti", nulls_equal=True)
-        incoming = pl.concat([kept, incoming])
-    if incoming.is_empty():
-        _delete(lake, target)
-        return
-    atomic_write_parquet(lake, incoming.drop(PARTITION_COLUMNS), target)
+def read_quarantine(lake: Lake, source_table: str, underlying: str, day: date) -> pl.DataFrame:
+    """One source table's rejected rows of a partition (any file version), conformed."""
+    files = lake.stored_quarantine_files(source_table, underlying, day)
+    if not files:
+        return pl.DataFrame(schema=QUARANTINE.schema)
+    frame = read_parquet_file(files[0]).with_columns(
+        pl.lit(underlying).alias("underlying"), pl.lit(day).alias("date")
+    )
+    return conform(frame, QUARANTINE, str(files[0]))
+
+
+def _stage_quarantine(lake: Lake, commit: Commit, job: _Job, mode: WriteMode) -> None:
+    """Quarantined rows of this write replace those of the same snapshots (merge) or of
+    the same files (upsert), and stored rows identical to one of them (a re-imported
+    file, a row with no snapshot time); every rejected row of the write is stored,
+    copies included, so the lake holds what the write's summary counts."""
+    spec, underlying, day = job.spec, job.underlying, job.day
+    incoming = job.rejected
+    if mode != "replace":
+        existing = read_quarantine(lake, spec.name, underlying, day)
+        if not existing.is_empty():
+            if mode == "upsert":
+                kept = _without_batches(existing, job.batches)
+            else:  # the quarantine's snapshot: time, bar length, source
+                keys = [c for c in QUARANTINE.snapshot_key if c in job.snapshots.columns]
+                kept = _other_snapshots(existing, job.snapshots.select(keys).unique())
+            same = ["ts_event", "source", "reason", "record"]
+            kept = kept.join(incoming.select(same).unique(), on=same, how="anti", nulls_equal=True)
+            incoming = pl.concat([kept, incoming])
+    stage_file(
+        commit,
+        lake.quarantine_file(spec.name, underlying, day),
+        lake.stored_quarantine_files(spec.name, underlying, day),
+        incoming.drop(PARTITION_COLUMNS),
+    )
 
 
 def iter_partitions(lake: Lake, table: str) -> Iterator[Partition]:
@@ -424,48 +484,52 @@ def iter_partitions(lake: Lake, table: str) -> Iterator[Partition]:
 
 
 def partition_exists(lake: Lake, table: str, underlying: str, day: date) -> bool:
-    return lake.data_file(table, underlying, day).exists()
+    return bool(lake.stored_data_files(table, underlying, day))
 
 
 def remove_partition(lake: Lake, table: str, underlying: str, day: date) -> None:
-    """Delete one partition (its data and quarantine files), under its lock."""
-    with _partition_lock(lake, table, underlying, day):
-        for path in (lake.data_file(table, underlying, day),
-                     lake.quarantine_file(table, underlying, day)):  # fmt: skip
-            _delete(lake, path)
-        _remove_empty_folders(lake, table, underlying, day)
+    """Delete one partition (its data and quarantine files), in one commit under its lock."""
+    with Commit(lake) as commit, partition_locks(lake, [(table, underlying, day)]):
+        recover(lake)
+        for path in (*lake.stored_data_files(table, underlying, day),
+                     *lake.stored_quarantine_files(table, underlying, day)):  # fmt: skip
+            commit.delete(path)
+        commit.commit()
 
 
 def remove_source_rows(lake: Lake, spec: TableSpec, underlying: str, day: date, source: str) -> int:
     """Delete one source's rows (and its quarantined rows) from a partition, e.g. the
     factor rows a vendor no longer publishes; other sources' rows stay. Rows removed."""
-    with _partition_lock(lake, spec.name, underlying, day):
-        target = lake.data_file(spec.name, underlying, day)
-        existing = read_partition(lake, spec, underlying, day)
-        kept = existing.filter(pl.col("source") != source)
-        if kept.is_empty():
-            _delete(lake, target)
-        elif kept.height < existing.height:
-            atomic_write_parquet(lake, _sorted(kept, spec).drop(PARTITION_COLUMNS), target)
-        rejected = lake.quarantine_file(spec.name, underlying, day)
-        if rejected.exists():
-            stored = read_parquet_file(rejected)
-            others = stored.filter(pl.col("source") != source)
-            if others.is_empty():
-                _delete(lake, rejected)
-            elif others.height < stored.height:
-                atomic_write_parquet(lake, others, rejected)
-        _remove_empty_folders(lake, spec.name, underlying, day)
-    return existing.height - kept.height
+    with Commit(lake) as commit, partition_locks(lake, [(spec.name, underlying, day)]):
+        recover(lake)
+        removed = _remove_rows(lake, commit, spec, underlying, day, pl.col("source") == source)
+        commit.commit()
+    return removed
 
 
-def _remove_empty_folders(lake: Lake, table: str, underlying: str, day: date) -> None:
-    for folder in (lake.partition_dir(table, underlying, day),
-                   lake.partition_dir(QUARANTINE.name, underlying, day)):  # fmt: skip
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-            if lake.durable:
-                _fsync_directory(folder.parent)
+def _remove_rows(
+    lake: Lake, commit: Commit, spec: TableSpec, underlying: str, day: date, drop: pl.Expr
+) -> int:
+    """Stage the removal of the rows and rejects of a partition that match ``drop``."""
+    stored = read_partition(lake, spec, underlying, day)
+    kept = stored.filter(~drop.fill_null(False))
+    if kept.height < stored.height:
+        stage_file(
+            commit,
+            lake.data_file(spec.name, underlying, day),
+            lake.stored_data_files(spec.name, underlying, day),
+            canonical_order(kept, spec).drop(PARTITION_COLUMNS),
+        )
+    rejects = read_quarantine(lake, spec.name, underlying, day)
+    others = rejects.filter(~drop.fill_null(False))
+    if others.height < rejects.height:
+        stage_file(
+            commit,
+            lake.quarantine_file(spec.name, underlying, day),
+            lake.stored_quarantine_files(spec.name, underlying, day),
+            others.drop(PARTITION_COLUMNS),
+        )
+    return stored.height - kept.height
 
 
 def partition_snapshots(
@@ -473,27 +537,28 @@ def partition_snapshots(
 ) -> set[datetime]:
     """The snapshot times (``ts_event``) stored in a partition, of ``source`` only if
     given; empty if it is absent."""
-    path = lake.data_file(table, underlying, day)
-    if not path.exists():
+    files = lake.stored_data_files(table, underlying, day)
+    if not files:
         return set()
     try:
-        stored = pl.read_parquet(path, columns=["ts_event", "source"])
+        stored = pl.read_parquet(files[0], columns=["ts_event", "source"])
     except Exception as exc:
-        raise LakeError(f"corrupt or unreadable lake file {path}: {exc}") from exc
+        raise LakeError(f"corrupt or unreadable lake file {files[0]}: {exc}") from exc
     if source is not None:
         stored = stored.filter(pl.col("source") == source)
     return set(stored.get_column("ts_event").unique().to_list())
 
 
 def read_partition(lake: Lake, spec: TableSpec, underlying: str, day: date) -> pl.DataFrame:
-    """One partition with its partition columns, or an empty frame if absent."""
-    path = lake.data_file(spec.name, underlying, day)
-    if not path.exists():
+    """One partition with its partition columns (older file versions get nulls for the
+    columns added since), or an empty frame if absent."""
+    files = lake.stored_data_files(spec.name, underlying, day)
+    if not files:
         return pl.DataFrame(schema=spec.schema)
-    frame = read_parquet_file(path).with_columns(
+    frame = read_parquet_file(files[0]).with_columns(
         pl.lit(underlying).alias("underlying"), pl.lit(day).alias("date")
     )
-    return conform(frame, spec, str(path))
+    return conform(frame, spec, str(files[0]))
 
 
 def parquet_row_count(path: Path) -> int:

@@ -360,7 +360,13 @@ def check(frame: pl.DataFrame, spec: TableSpec) -> CheckedFrame:
         pl.col("date"),
         pl.lit(spec.name).alias("source_table"),
         pl.col("ts_event"),
+        pl.col("bar_seconds")
+        if "bar_seconds" in bad.columns
+        else pl.lit(None, pl.Int32).alias("bar_seconds"),
         pl.col("source"),
+        pl.col("batch_id")
+        if "batch_id" in bad.columns
+        else pl.lit(None, pl.String).alias("batch_id"),
         pl.col("_reason").alias("reason"),
         pl.struct(pl.all().exclude("_reason", _STALE)).struct.json_encode().alias("record"),
     ).cast(dict(QUARANTINE.schema))  # type: ignore[arg-type]

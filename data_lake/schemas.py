@@ -24,6 +24,11 @@ from data_lake.errors import ConfigError
 UTC_TIME = pl.Datetime("us", "UTC")
 Columns = dict[str, Any]  # polars accepts data type classes and instances
 PARTITION_COLUMNS: tuple[str, str] = ("underlying", "date")
+# Version 1: files named ``part-*.parquet``, before versions were recorded (some lack
+# columns added since: ``labels.cost``, ``batch_id``, ``quarantine.bar_seconds``).
+# Version 2: ``batch_id`` on raw rows and rejects, ``bar_seconds`` on rejects.
+SCHEMA_VERSION = 2
+LEGACY_FILES = "part-*.parquet"  # version 1 names
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,15 @@ class TableSpec:
     snapshot_key: tuple[str, ...]
     unique_key: tuple[str, ...]  # at most one row per key within a partition
     description: str
+    # the version of the file layout, in every file's name (``data-v2.parquet``): readers
+    # know a file's columns without opening it (see ``data_lake.catalog``). Bump it when
+    # columns are added; files of older versions stay readable (nulls for new columns)
+    version: int = SCHEMA_VERSION
+
+    @property
+    def file_name(self) -> str:
+        """The name of a partition's data file written now."""
+        return f"data-v{self.version}.parquet"
 
     @property
     def file_schema(self) -> pl.Schema:
@@ -62,6 +76,7 @@ UNDERLYING_BARS = TableSpec(
                 "volume": pl.Int64,
                 "ts_init": UTC_TIME,
                 "source": pl.String,
+                "batch_id": pl.String,  # the file or batch the row came from
             }
         )
     ),
@@ -96,6 +111,7 @@ OPTION_QUOTES = TableSpec(
                 "ts_event": UTC_TIME,  # quote (snapshot) time
                 "ts_init": UTC_TIME,  # ingest time (see module docstring)
                 "source": pl.String,
+                "batch_id": pl.String,  # the file or batch the row came from
             }
         )
     ),
@@ -113,14 +129,16 @@ QUARANTINE = TableSpec(
                 "date": pl.Date,
                 "source_table": pl.String,
                 "ts_event": UTC_TIME,
+                "bar_seconds": pl.Int32,  # bars: part of their key (null for other tables)
                 "source": pl.String,
+                "batch_id": pl.String,
                 # ';'-separated check names, e.g. "bid_above_ask;negative_price"
                 "reason": pl.String,
                 "record": pl.String,  # the rejected row as JSON
             }
         )
     ),
-    snapshot_key=("ts_event", "source"),
+    snapshot_key=("ts_event", "bar_seconds", "source"),
     unique_key=(),
     description="Rows rejected by the write-time quality checks, with the reason and source.",
 )
@@ -138,6 +156,7 @@ CORPORATE_ACTIONS = TableSpec(
                 "reference_price": pl.Float64,
                 "ts_init": UTC_TIME,
                 "source": pl.String,
+                "batch_id": pl.String,  # the file or batch the row came from
             }
         )
     ),
@@ -168,6 +187,7 @@ OPTION_VENDOR_ANALYTICS = TableSpec(
                 "vendor_rho": pl.Float64,
                 "ts_init": UTC_TIME,
                 "source": pl.String,
+                "batch_id": pl.String,  # the file or batch the row came from
             }
         )
     ),

@@ -28,6 +28,17 @@ RANGE_WINDOW = 21
 RANK_WINDOW = 252
 CHANGE_PERIODS = (1, 5, 20)
 CHANGED = ("atm_iv_30d", "skew_25d_30d", "term_slope_30_90")
+# the columns with_time_series adds (the others of surface_features are per snapshot)
+TIME_SERIES_COLUMNS: tuple[str, ...] = (
+    *(f"rv_cc_{w}d" for w in RV_WINDOWS),
+    f"rv_parkinson_{RANGE_WINDOW}d",
+    f"rv_garman_klass_{RANGE_WINDOW}d",
+    f"rv_yang_zhang_{RANGE_WINDOW}d",
+    "vrp_30d",
+    "iv_rank_252",
+    "iv_percentile_252",
+    *(f"{name}_chg_{n}" for name in CHANGED for n in CHANGE_PERIODS),
+)
 
 
 def realized_vol(bars: pl.DataFrame) -> pl.DataFrame:

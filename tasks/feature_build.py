@@ -3,8 +3,12 @@ features and labels, incremental by partition."""
 
 from __future__ import annotations
 
+import bisect
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -13,8 +17,17 @@ from prefect.cache_policies import NO_CACHE
 
 from data_lake.calendar import ExchangeCalendar, exchange_calendar
 from data_lake.catalog import query
+from data_lake.commit import Commit, recover
 from data_lake.dividends import dividend_events, trailing_dividend_yield
-from data_lake.lake import Lake, PartitionInput, iter_partitions, read_partition, write_partitions
+from data_lake.lake import (
+    Lake,
+    PartitionInput,
+    iter_partitions,
+    partition_exists,
+    read_partition,
+    remove_partition,
+    write_partitions,
+)
 from data_lake.rates import rates_asof, read_series
 from data_lake.schemas import (
     CORPORATE_ACTIONS,
@@ -32,7 +45,7 @@ from data_lake.source_preference import (
 from features.chain import option_analytics
 from features.labels import labels
 from features.surface import surface_features
-from features.timeseries import with_time_series
+from features.timeseries import TIME_SERIES_COLUMNS, with_time_series
 from tasks.ingest import _logger, retry_on_io_error
 
 CHUNK_DAYS = 20  # sessions of quotes in memory at once
@@ -55,16 +68,70 @@ def _days(lake: Lake, table: str, underlying: str) -> list[date]:
     return sorted(p.day for p in iter_partitions(lake, table) if p.underlying == underlying)
 
 
-def days_to_build(
-    quote_days: list[date], built: list[date], start: date | None, end: date | None, full: bool
-) -> list[date]:
-    """Quote days in range not built yet, and the last built day (it may have gained
-    snapshots since); every quote day in range with ``full``."""
-    wanted = [d for d in quote_days if (start is None or d >= start) and (end is None or d <= end)]
-    if full or not built:
-        return wanted
-    done, last = set(built), max(built)
-    return [d for d in wanted if d not in done or d >= last]
+# Bump when the feature code's output changes: every day's fingerprint changes with it,
+# so the next incremental build rebuilds everything.
+FEATURE_CODE_VERSION = 2
+BUILD_RECORDS = "_builds"
+
+
+def build_record_path(lake: Lake, underlying: str) -> Path:
+    """The fingerprints of what ``underlying``'s features were last built from."""
+    return lake.root / BUILD_RECORDS / "features" / f"{underlying}.json"
+
+
+def _read_record(lake: Lake, underlying: str) -> dict[str, Any]:
+    path = build_record_path(lake, underlying)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        return record if isinstance(record, dict) else {}
+    except (OSError, ValueError):
+        return {}  # none yet, or unreadable: every day is rebuilt
+
+
+def _file_identity(lake: Lake, underlying: str, day: date) -> str:
+    """A day's quote file as stored: any rewrite (a correction, a new snapshot) changes it."""
+    files = lake.stored_data_files(OPTION_QUOTES.name, underlying, day)
+    if not files:
+        return ""
+    stat = files[0].stat()
+    return f"{files[0].name}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
+
+
+def day_fingerprints(
+    lake: Lake,
+    underlying: str,
+    days: list[date],
+    rates: pl.DataFrame,
+    divs: pl.DataFrame,
+    inputs: FeatureInputs,
+) -> dict[str, str]:
+    """Per quote day, a digest of everything its analytics and surface levels are made
+    from: its quote file, the rate and dividend yield it uses, the settings and the
+    feature code's version."""
+    settings = json.dumps([FEATURE_CODE_VERSION, repr(inputs)])
+    rate = dict(zip(rates["date"].to_list(), rates["rate"].to_list(), strict=True))
+    div = dict(zip(divs["date"].to_list(), divs["div_yield"].to_list(), strict=True))
+    found = {}
+    for day in days:
+        text = f"{settings}|{_file_identity(lake, underlying, day)}|{rate[day]!r}|{div[day]!r}"
+        found[day.isoformat()] = hashlib.sha256(text.encode()).hexdigest()[:24]
+    return found
+
+
+def _digest(frame: pl.DataFrame) -> str:
+    """An order-free digest of a frame's rows."""
+    hashes = sorted(frame.hash_rows().to_list()) if not frame.is_empty() else []
+    return hashlib.sha256(json.dumps(hashes).encode()).hexdigest()[:24]
+
+
+def days_to_build(fingerprints: dict[str, str], built: dict[str, str], full: bool) -> list[date]:
+    """The quote days whose inputs differ from those their features were built from
+    (never built, corrected, a new snapshot, another rate...); every day with ``full``."""
+    return sorted(
+        date.fromisoformat(day)
+        for day, fingerprint in fingerprints.items()
+        if full or built.get(day) != fingerprint
+    )
 
 
 def _dividend_events(
@@ -96,12 +163,19 @@ def _div_yields(
     )
 
 
-def _write(lake: Lake, spec: TableSpec, frame: pl.DataFrame, underlying: str) -> int:
+def _write(
+    lake: Lake, spec: TableSpec, frame: pl.DataFrame, underlying: str, days: list[date]
+) -> int:
+    """Replace the partitions of ``days`` with ``frame``'s rows; a day of ``days`` with
+    no rows loses its stored partition (its features can no longer be computed)."""
+    parts = frame.partition_by("date", as_dict=True) if not frame.is_empty() else {}
     items: list[PartitionInput] = [
-        (underlying, day, rows, f"{spec.name} {underlying} {day}")
-        for (day,), rows in frame.partition_by("date", as_dict=True).items()
+        (underlying, day, rows, f"{spec.name} {underlying} {day}") for (day,), rows in parts.items()
     ]
     writes = write_partitions(lake, spec, items, mode="replace") if items else []
+    for day in set(days) - {d for (d,) in parts}:
+        if partition_exists(lake, spec.name, underlying, day):
+            remove_partition(lake, spec.name, underlying, day)
     return sum(w.rows_written for w in writes)
 
 
@@ -135,19 +209,38 @@ def build_underlying(
     end: date | None = None,
     full: bool = False,
 ) -> dict[str, Any]:
-    """Build ``underlying``'s features for the quote days that need it (see
-    ``days_to_build``); returns counts."""
+    """Build ``underlying``'s features so that they equal a full build's (incremental ==
+    full): the analytics and surface levels of every quote day in range whose inputs
+    changed (``day_fingerprints``); the time-series columns recomputed over the whole
+    series and written where they changed (a backfill or a correction reaches every
+    later day whose trailing window holds it); the labels of every day whose horizon
+    reaches a changed day. Features of days whose quotes are gone are removed."""
+    recover(lake)
     calendar = exchange_calendar()
     quote_days = _days(lake, OPTION_QUOTES.name, underlying)
-    todo = days_to_build(
-        quote_days, _days(lake, SURFACE_FEATURES.name, underlying), start, end, full
-    )
-    summary: dict[str, Any] = {"underlying": underlying, "days": len(todo), "rows": {}}
-    if not todo:
-        return summary
+
+    def chosen(day: date) -> bool:
+        return (start is None or day >= start) and (end is None or day <= end)
+
+    wanted = [d for d in quote_days if chosen(d)]
+    record = _read_record(lake, underlying)
     series = read_series(lake, inputs.rate_series)
     preference = inputs.source_preference
     events = _dividend_events(lake, underlying, calendar, preference)
+    rates = rates_asof(series, wanted, inputs.rate_fallback, inputs.publication_lag_days)
+    divs = _div_yields(events, underlying, wanted, inputs.fallback_div_yield)
+    fingerprints = day_fingerprints(lake, underlying, wanted, rates, divs, inputs)
+    todo = days_to_build(fingerprints, record.get("days", {}), full)
+    built = {d for d in _days(lake, SURFACE_FEATURES.name, underlying) if chosen(d)}
+    gone = sorted(built - set(quote_days))  # features of days whose quotes were removed
+    bars = _daily_bars(lake, underlying, preference)
+    bars_digest = _digest(bars)
+    summary: dict[str, Any] = {"underlying": underlying, "days": len(todo), "rows": {}}
+    if not todo and not gone and bars_digest == record.get("bars"):
+        return summary
+    for table in (OPTION_ANALYTICS, SURFACE_FEATURES, LABELS):
+        for day in gone:
+            remove_partition(lake, table.name, underlying, day)
     new_surface = []
     analytics_rows = 0
     for i in range(0, len(todo), CHUNK_DAYS):
@@ -157,46 +250,89 @@ def build_underlying(
             snapshot_times(OPTION_QUOTES),  # per ts_event: one source's chain
             preference,
         )
-        rates = rates_asof(series, days, inputs.rate_fallback, inputs.publication_lag_days)
-        divs = _div_yields(events, underlying, days, inputs.fallback_div_yield)
-        analytics = option_analytics(quotes, rates, divs, calendar)
-        analytics_rows += _write(lake, OPTION_ANALYTICS, analytics, underlying)
+        day_rates = rates.filter(pl.col("date").is_in(days))
+        day_divs = divs.filter(pl.col("date").is_in(days))
+        analytics = option_analytics(quotes, day_rates, day_divs, calendar)
+        analytics_rows += _write(lake, OPTION_ANALYTICS, analytics, underlying, days)
         new_surface.append(surface_features(analytics))
-    # time-series columns: recomputed over the whole series (point-in-time, so earlier
-    # rows come out identical), written for the new days only
-    new_days = set(todo)
+    # time-series columns: recomputed over the whole series (point-in-time, so rows
+    # before a change come out identical), written where they differ from the stored
+    rebuilt = set(todo)
     stored = [
         read_partition(lake, SURFACE_FEATURES, underlying, d)
         for d in _days(lake, SURFACE_FEATURES.name, underlying)
-        if d not in new_days
+        if d not in rebuilt
     ]
-    level_columns = pl.concat(new_surface, how="diagonal_relaxed").columns
+    level_columns = [c for c in SURFACE_FEATURES.schema if c not in TIME_SERIES_COLUMNS]
     history = pl.concat(
-        [s.select(level_columns) for s in stored] + new_surface, how="diagonal_relaxed"
+        [s.select(level_columns) for s in stored]
+        + [n.select(level_columns) for n in new_surface if not n.is_empty()],
+        how="diagonal_relaxed",
     ).sort("ts_event")
-    full_series = with_time_series(history, _daily_bars(lake, underlying, preference))
-    fresh = full_series.filter(pl.col("date").is_in(todo))
-    surface_rows = _write(lake, SURFACE_FEATURES, _stamped(fresh, SURFACE_FEATURES), underlying)
-    label_rows = _relabel(lake, underlying, full_series, todo, inputs.horizons)
+    full_series = with_time_series(history, bars)
+    fresh = _stamped(full_series, SURFACE_FEATURES)
+    old = pl.concat(stored, how="diagonal_relaxed") if stored else fresh.clear()
+    changed = sorted(rebuilt | _changed_days(fresh, old.select(fresh.columns)))
+    surface_rows = _write(
+        lake,
+        SURFACE_FEATURES,
+        fresh.filter(pl.col("date").is_in(changed)),
+        underlying,
+        changed,
+    )
+    label_rows = _relabel(lake, underlying, full_series, changed + gone, inputs.horizons)
     summary["rows"] = {
         "option_analytics": analytics_rows,
         "surface_features": surface_rows,
         "labels": label_rows,
     }
-    summary["first_day"], summary["last_day"] = todo[0].isoformat(), todo[-1].isoformat()
+    if changed:
+        summary["first_day"], summary["last_day"] = changed[0].isoformat(), changed[-1].isoformat()
+    days_record = {**record.get("days", {}), **fingerprints}
+    for day in gone:
+        days_record.pop(day.isoformat(), None)
+    _write_record(lake, underlying, {"days": days_record, "bars": bars_digest})
     return summary
 
 
+def _changed_days(new: pl.DataFrame, old: pl.DataFrame) -> set[date]:
+    """Dates whose rows differ between two frames of the same columns."""
+
+    def keyed(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.select("date", frame.hash_rows().alias("_row"))
+
+    a, b = keyed(new), keyed(old)
+    differ = pl.concat(
+        [a.join(b, on=["date", "_row"], how="anti"), b.join(a, on=["date", "_row"], how="anti")]
+    )
+    return set(differ.get_column("date").to_list())
+
+
+def _write_record(lake: Lake, underlying: str, record: dict[str, Any]) -> None:
+    """The build's fingerprints, written after its partitions: a build that dies
+    before this is redone by the next one."""
+    path = build_record_path(lake, underlying)
+    with Commit(lake) as commit:
+        commit.put_bytes(path, json.dumps(record, indent=0, sort_keys=True).encode())
+        commit.commit()
+
+
 def _relabel(
-    lake: Lake, underlying: str, surface: pl.DataFrame, todo: list[date], horizons: tuple[int, ...]
+    lake: Lake,
+    underlying: str,
+    surface: pl.DataFrame,
+    changed: list[date],
+    horizons: tuple[int, ...],
 ) -> int:
-    """Labels of the new days and of the days whose horizon reaches into them."""
+    """Labels of the changed days and of every day whose horizon reaches one."""
+    if not changed or surface.is_empty():
+        return 0
     days = sorted(surface["date"].unique().to_list())
-    first = days.index(todo[0])
+    first = bisect.bisect_left(days, min(changed))
     span = days[max(0, first - max(horizons) - 1) :]
     analytics = pl.concat([read_partition(lake, OPTION_ANALYTICS, underlying, d) for d in span])
     found = labels(analytics, surface.filter(pl.col("date").is_in(span)), horizons)
-    return _write(lake, LABELS, _stamped(found, LABELS), underlying)
+    return _write(lake, LABELS, _stamped(found, LABELS), underlying, span)
 
 
 @task(

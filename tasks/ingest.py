@@ -247,7 +247,13 @@ def ingest_vendor_file(
     label = Path(path).name if source != lean.SOURCE_NAME else ",".join(underlyings or [])
     summary = IngestSummary(label, source)
     summary.problems.extend(problems)
-    _write_in_chunks(lake, batches, mode, summary)
+    if source == cboe.SOURCE_NAME:
+        # a CBOE file is one commit: a corrected re-publication replaces all of the
+        # first one's rows, in the partitions it still covers and in those it dropped
+        whole = not underlyings and start is None and end is None
+        summary.add(write_batches(lake, batches, mode, whole_files=whole))
+    else:
+        _write_in_chunks(lake, batches, mode, summary)
     if source == lean.SOURCE_NAME:
         _prune_factor_rows(lake, batches)
     _logger().info(

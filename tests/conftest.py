@@ -87,6 +87,7 @@ def make_quotes(n: int = 4, ts: datetime = SNAPSHOT, **overrides: Any) -> pl.Dat
         "ts_event": [ts] * n,
         "ts_init": [ts] * n,
         "source": ["test"] * n,
+        "batch_id": ["test-batch"] * n,
     }
     rows.update({k: v if isinstance(v, list) else [v] * n for k, v in overrides.items()})
     return pl.DataFrame(rows, schema=OPTION_QUOTES.schema)

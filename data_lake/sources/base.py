@@ -21,3 +21,7 @@ class SourceBatch:
     day: date
     frames: dict[str, pl.DataFrame] = field(default_factory=dict)
     origin: str = ""  # where the rows came from (file, URL, generator): used in error messages
+    # the identity of the file or request the rows came from, stored on every row (the
+    # ``batch_id`` column) where a frame has none: a re-import of a corrected file
+    # replaces that file's rows (upsert). Defaults to ``origin``.
+    batch_id: str = ""

@@ -323,8 +323,11 @@ def batches_from_rows(
         ]
     )
     parts = quotes.partition_by("underlying", "date", as_dict=True, maintain_order=True)
+    # the file's name (and member), not its folder: a corrected file re-published by
+    # CBOE under the same name replaces the first one's rows wherever it was saved
+    batch_id = f"cboe:{Path(origin).name}"
     return [
-        SourceBatch(str(underlying), day, {OPTION_QUOTES.name: part}, origin=origin)
+        SourceBatch(str(underlying), day, {OPTION_QUOTES.name: part}, origin, batch_id)
         for (underlying, day), part in parts.items()
     ]
 

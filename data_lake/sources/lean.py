@@ -227,8 +227,10 @@ def load_underlying(
     origin = f"LEAN {root} {symbol}"
     frames: dict[date, dict[str, list[pl.DataFrame]]] = {}
 
-    def add(day: date, table: str, frame: pl.DataFrame) -> None:
-        frames.setdefault(day, {}).setdefault(table, []).append(frame)
+    def add(day: date, table: str, frame: pl.DataFrame, resolution: str = "daily") -> None:
+        # a re-import replaces the rows of the same symbol, table and resolution
+        batch = pl.lit(f"lean:{symbol}:{table}:{resolution}").alias("batch_id")
+        frames.setdefault(day, {}).setdefault(table, []).append(frame.with_columns(batch))
 
     for table, frame in ((UNDERLYING_BARS.name, bars), (CORPORATE_ACTIONS.name, factors)):
         if frame is not None:
@@ -239,7 +241,7 @@ def load_underlying(
         for day, tables in _option_chains(root, symbol, options, start, end, bars, found,
                                           calendar):  # fmt: skip
             for table, frame in tables.items():
-                add(day, table, frame)
+                add(day, table, frame, options)
         if found and problems is None:
             raise SourceError("; ".join(found))
         if problems is not None:

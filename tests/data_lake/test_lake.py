@@ -27,7 +27,7 @@ def _lake_files(lake: Lake) -> dict[str, bytes]:
     return {
         str(p.relative_to(lake.root)): p.read_bytes()
         for p in sorted(lake.root.rglob("*.parquet"))
-        if "_staging" not in p.parts
+        if "_staging" not in p.parts and "_schemas" not in p.parts
     }
 
 
@@ -35,7 +35,9 @@ def test_write_creates_hive_partition_without_partition_columns(
     lake: Lake, quotes: QuotesFactory
 ) -> None:
     result = write_partition(lake, OPTION_QUOTES, quotes(), "SPY", DAY)
-    expected = lake.root / "option_quotes" / "underlying=SPY" / "date=2024-01-02" / "part-0.parquet"
+    expected = (
+        lake.root / "option_quotes" / "underlying=SPY" / "date=2024-01-02" / "data-v2.parquet"
+    )
     assert result.path == expected and expected.exists()
     stored = pl.read_parquet(expected)
     assert "underlying" not in stored.columns and "date" not in stored.columns
@@ -127,7 +129,7 @@ def test_corrupt_existing_partition_is_a_clear_error_and_stays_untouched(lake: L
     write_partition(lake, OPTION_QUOTES, make_quotes(), "SPY", DAY)
     target = lake.data_file("option_quotes", "SPY", DAY)
     target.write_bytes(b"not parquet at all")
-    with pytest.raises(LakeError, match=r"corrupt or unreadable lake file .*part-0\.parquet"):
+    with pytest.raises(LakeError, match=r"corrupt or unreadable lake file .*data-v2\.parquet"):
         write_partition(
             lake, OPTION_QUOTES, make_quotes(ts=SNAPSHOT - timedelta(hours=1)), "SPY", DAY
         )
@@ -239,11 +241,13 @@ def test_concurrent_writers_of_one_partition_lose_no_snapshot(lake: Lake) -> Non
 
 
 def test_upsert_keeps_other_contracts_of_the_same_snapshot(lake: Lake) -> None:
-    first, second = make_quotes(n=4).head(2), make_quotes(n=4).tail(2)  # one snapshot, two files
+    # one snapshot, two files
+    first = make_quotes(n=4).head(2).with_columns(batch_id=pl.lit("file-1"))
+    second = make_quotes(n=4).tail(2).with_columns(batch_id=pl.lit("file-2"))
     write_partition(lake, OPTION_QUOTES, first, "SPY", DAY, mode="upsert")
     write_partition(lake, OPTION_QUOTES, second, "SPY", DAY, mode="upsert")
     write_partition(lake, OPTION_QUOTES, second, "SPY", DAY, mode="upsert")  # again: no duplicates
-    assert read_partition(lake, OPTION_QUOTES, "SPY", DAY).equals(make_quotes(n=4))
+    assert read_partition(lake, OPTION_QUOTES, "SPY", DAY).equals(pl.concat([first, second]))
     write_partition(lake, OPTION_QUOTES, second, "SPY", DAY)  # merge: the snapshot is replaced
     assert read_partition(lake, OPTION_QUOTES, "SPY", DAY).height == 2
 
@@ -321,11 +325,11 @@ def test_an_unusable_lock_folder_is_a_clear_error(lake: Lake) -> None:
 
 
 def test_new_partition_folders_are_made_with_their_parents(lake: Lake) -> None:
-    from data_lake.lake import _make_folders
+    from data_lake.commit import make_folders
 
     deep = lake.root / "t" / "underlying=SPY" / "date=2024-01-02"
-    assert _make_folders(deep) == [deep, deep.parent, deep.parent.parent, lake.root]
-    assert deep.is_dir() and _make_folders(deep) == []
+    assert make_folders(deep) == [deep, deep.parent, deep.parent.parent, lake.root]
+    assert deep.is_dir() and make_folders(deep) == []
 
 
 def test_the_quarantine_holds_every_rejected_row_the_write_counted(lake: Lake) -> None:

@@ -21,5 +21,5 @@ def lake_snapshot(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*.parquet"))
-        if "_staging" not in p.parts
+        if "_staging" not in p.parts and "_schemas" not in p.parts
     }

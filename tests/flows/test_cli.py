@@ -118,7 +118,7 @@ def test_ingest_then_status_and_sql(
 def test_corrupted_partition_is_named_by_status_and_sql_and_left_alone(
     ingested: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bad = ingested / "option_quotes" / "underlying=SPY" / "date=2024-03-05" / "part-0.parquet"
+    bad = ingested / "option_quotes" / "underlying=SPY" / "date=2024-03-05" / "data-v2.parquet"
     bad.write_bytes(b"truncated")
     before = lake_snapshot(ingested)
     code, out, _ = run_cli(["lake", "status", "--json"], capsys, monkeypatch)
@@ -128,6 +128,12 @@ def test_corrupted_partition_is_named_by_status_and_sql_and_left_alone(
     assert code == 2
     assert len(error_lines(err)) == 1 and "date=2024-03-05" in err
     assert "Traceback" not in err
+    one_day = "SELECT count(*) FROM option_quotes WHERE date = DATE '2024-03-04'"
+    code, out, err = run_cli(["sql", one_day], capsys, monkeypatch)
+    assert code == 0 and not err  # queries that do not read the damaged file work
+    code, out, err = run_cli(["lake", "check", "--json"], capsys, monkeypatch)
+    assert code == 1 and error_lines(err) == ["error: 1 damaged or unknown lake file(s)"]
+    assert [(p["kind"], p["file"]) for p in json.loads(out)["problems"]] == [("damaged", str(bad))]
     assert lake_snapshot(ingested) == before
 
 

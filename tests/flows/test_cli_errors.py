@@ -164,8 +164,8 @@ def test_corrupt_partition_fails_the_build_with_its_path_and_what_to_do(
     where = f"<tmp>/{corrupt.relative_to(tmp_path)}"
     reason = (
         f"corrupt or unreadable lake file {where}: parquet: File out of specification: A "
-        "Parquet file must contain a header and footer with at least 12 bytes; delete the "
-        "partition folder and ingest it again"
+        "Parquet file must contain a header and footer with at least 12 bytes; `volflow lake "
+        "check` lists the damaged files: delete the partition folder and ingest it again"
     )
     assert code == 1
     assert json.loads("\n".join(out)) == {
