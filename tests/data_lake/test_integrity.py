@@ -34,7 +34,7 @@ from tests.data_lake.lake_writer import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-KILL_RUNS = 12  # seeded kill moments, each in a fresh process
+KILL_RUNS = 10  # seeded kill moments, each in a fresh process
 WRITE_SECONDS = 1.5  # the writer's commits take about 0.7 s after "ready" here
 
 

@@ -32,7 +32,7 @@ def test_build_features_flow_then_show(
     ).rows()
     assert per_underlying == [("QQQ", 10), ("SPY", 10)]
     again = build_features(FeatureParams(underlyings=["SPY"]))
-    assert again["underlyings"]["SPY"]["days"] == 1  # only the last built day is redone
+    assert again["underlyings"]["SPY"]["days"] == 0  # no input changed: nothing to redo
     code, out, _ = run_cli(["features", "show", "spy", "--json"], capsys, monkeypatch)
     shown = json.loads(out)
     assert code == 0 and shown[0]["date"] == "2024-03-15" and shown[0]["atm_iv_30d"] > 0

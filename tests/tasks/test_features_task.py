@@ -174,7 +174,7 @@ OPS = st.tuples(
 )
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
 @example(first=(30, 50), ops=[("correct", 35, 0)])  # a vendor correction of a built day
 @example(first=(30, 50), ops=[("ingest", 0, 29)])  # a backfill of older history
 @example(first=(30, 50), ops=[("bar", 32, 0)])  # a corrected daily bar
