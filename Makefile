@@ -32,9 +32,11 @@ setup:
 demo: setup
 	$(VENV)/bin/volflow demo
 
-## test: the whole test suite (what CI runs)
+## test: the whole test suite (what CI runs), one worker per core (two here), whole
+## files per worker so module fixtures are built once (TEST_WORKERS=0: one process)
+TEST_WORKERS ?= 2
 test: setup
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 ## test-fast: skip slow and integration tests
 test-fast: setup
