@@ -88,7 +88,8 @@ from data_lake.calendar import exchange_calendar
 from data_lake.catalog import connect, query
 from data_lake.ingest import write_batches
 from data_lake.lake import Lake, read_partition
-from data_lake.schemas import OPTION_QUOTES, PARTITION_COLUMNS, UNDERLYING_BARS
+from data_lake.quality import conform
+from data_lake.schemas import OPTION_QUOTES, PARTITION_COLUMNS, UNDERLYING_BARS, TableSpec
 from data_lake.sources.base import SourceBatch
 from data_lake.sources.synthetic import SyntheticConfig, generate
 from tasks.ingest import WRITE_CHUNK_DAYS
@@ -177,14 +178,17 @@ def register_sqlite_adapters() -> None:
 
 
 def sqlite_columns() -> list[str]:
-    return OPTION_QUOTES.schema.names()
+    """The source's columns (``batch_id`` is added by volflow's write path)."""
+    return [name for name in OPTION_QUOTES.schema.names() if name != "batch_id"]
 
 
 def create_sqlite_store(path: Path) -> sqlite3.Connection:
     """The baseline store: one table, the lake's columns, PRIMARY KEY (contract_id, ts_event)."""
     con = sqlite3.connect(path)
     columns = ", ".join(
-        f"{name} {_SQLITE_TYPES[type(dtype)]}" for name, dtype in OPTION_QUOTES.schema.items()
+        f"{name} {_SQLITE_TYPES[type(dtype)]}"
+        for name, dtype in OPTION_QUOTES.schema.items()
+        if name in sqlite_columns()
     )
     con.execute(
         f"CREATE TABLE IF NOT EXISTS option_quotes ({columns}, PRIMARY KEY (contract_id, ts_event))"
@@ -385,14 +389,20 @@ def sort_like_lake(frame: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
     return frame.sort(list(keys), nulls_last=True, maintain_order=True)
 
 
+def stored(batch: SourceBatch, spec: TableSpec) -> pl.DataFrame:
+    """A batch's frame of ``spec`` as the write path stores it (all file columns)."""
+    frame = batch.frames[spec.name].with_columns(batch_id=pl.lit(batch.origin))
+    return conform(frame, spec, batch.origin).drop(PARTITION_COLUMNS)
+
+
 def extend_lake(lake: Lake, templates: dict[str, SourceBatch], days: Sequence[date]) -> None:
     """Write re-dated copies of each template's partitions for ``days``."""
     for underlying, batch in templates.items():
         files = {
             OPTION_QUOTES.name: sort_like_lake(
-                batch.frames[OPTION_QUOTES.name], ("ts_event", "contract_id")
-            ).drop(PARTITION_COLUMNS),
-            UNDERLYING_BARS.name: batch.frames[UNDERLYING_BARS.name].drop(PARTITION_COLUMNS),
+                stored(batch, OPTION_QUOTES), ("ts_event", "contract_id")
+            ),
+            UNDERLYING_BARS.name: stored(batch, UNDERLYING_BARS),
         }
         for day in days:
             offset = (day - batch.day).days
