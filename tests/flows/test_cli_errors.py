@@ -284,3 +284,49 @@ def test_unwritable_home_is_one_line(tmp_path: Path) -> None:
         "error: cannot create <tmp>/not-a-folder/home/prefect (Not a directory); set "
         "VOLFLOW_HOME (or PREFECT_HOME) to a writable folder"
     ]
+
+
+@pytest.mark.integration
+def test_lake_check_and_migrate_name_damaged_and_old_files(tmp_path: Path) -> None:
+    """A lake with an old-version labels file (no ``cost``) and a torn one: ``lake check``
+    lists both and exits 1 with one line; ``sql`` on another day works; a query that
+    reads the torn file fails with one line naming it; ``lake migrate`` rewrites the
+    old file and leaves the damaged one listed."""
+    from datetime import date
+
+    from data_lake.lake import Lake, write_partition
+    from data_lake.schemas import LABELS
+    from tests.data_lake.test_integrity import _labels, _legacy_labels
+
+    lake = Lake(tmp_path / "home" / "lake")
+    for d in (2, 3):
+        write_partition(lake, LABELS, _labels(date(2024, 1, d), d / 100), "SPY", date(2024, 1, d))
+    old = _legacy_labels(lake, date(2024, 1, 4))
+    (lake.root / "_schemas" / "format.json").unlink()  # a lake from before versions
+    torn = lake.data_file(LABELS.name, "SPY", date(2024, 1, 2))
+    torn.write_bytes(torn.read_bytes()[:-20])
+    where = {str(p): f"<tmp>/{p.relative_to(tmp_path)}" for p in (old, torn)}
+
+    code, out, err = volflow(["lake", "check", "--json"], tmp_path)
+    found = json.loads("\n".join(out))["problems"]
+    assert (code, err) == (1, ["error: 1 damaged or unknown lake file(s)"])
+    assert [(p["kind"], p["file"]) for p in found] == [
+        ("damaged", where[str(torn)]),
+        ("old_version", where[str(old)]),
+    ]
+    sql = "SELECT date, value, cost FROM labels WHERE date > DATE '2024-01-02' ORDER BY date"
+    code, out, err = volflow(["sql", sql, "--format", "csv"], tmp_path)
+    assert (code, out, err) == (
+        0,
+        ["date,value,cost", "2024-01-03,0.03,0.002", "2024-01-04,0.01,"],
+        [],
+    )
+    code, out, err = volflow(["sql", "SELECT sum(value) FROM labels"], tmp_path)
+    assert code == 2 and out == [] and len(err) == 1 and no_traceback(err)
+    assert err[0].startswith("error: query failed: ") and where[str(torn)] in err[0]
+    assert err[0].endswith("(`volflow lake check` lists every damaged or old lake file)")
+    code, out, err = volflow(["lake", "migrate"], tmp_path)
+    assert (code, out, err) == (0, ["lake migrate: 1 file(s) rewritten, 0 old file(s) left"], [])
+    code, out, err = volflow(["lake", "check", "--json"], tmp_path)
+    found = json.loads("\n".join(out))["problems"]
+    assert code == 1 and [p["kind"] for p in found] == ["damaged"]
