@@ -161,6 +161,13 @@ def apply_fill(state: OrderState, fill: Fill, units: int) -> OrderState:
         )
     if fill.fill_id in state.fill_ids:
         return state
+    if units == 0:  # one leg of a combo unit not yet complete (or a report counted it)
+        return replace(
+            state,
+            fill_ids=state.fill_ids | {fill.fill_id},
+            broker_order_id=state.broker_order_id or fill.broker_order_id,
+            ts_last=max(state.ts_last, fill.ts_event),
+        )
     filled = state.filled_quantity + units
     if filled > state.request.quantity:
         raise InvalidOrderTransition(

@@ -20,7 +20,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,7 @@ from execution.domain import (
 from execution.orders import OrderState
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 
 class StoreError(BrokerError):
@@ -153,6 +153,7 @@ SIGNAL_SLOTS = Table(
     Column("slot", UTCDateTime(), primary_key=True),
     Column("run_id", String(100), nullable=False),
     Column("claimed_at", UTCDateTime(), nullable=False),
+    Column("completed_at", UTCDateTime()),  # migration 0002
 )
 TRADING_STATE = Table(
     "trading_state",
@@ -255,6 +256,14 @@ def _contract(data: dict[str, Any]) -> OptionContract:
     )
 
 
+def contract_json(contract: OptionContract) -> str:
+    return json.dumps(_contract_dict(contract), sort_keys=True)
+
+
+def contract_from_json(stored: str) -> OptionContract:
+    return _contract(json.loads(stored))
+
+
 def request_json(request: OrderRequest) -> str:
     """An order request as stored (JSON with every field)."""
     return json.dumps(
@@ -319,15 +328,45 @@ class OrderStore:
 
     # slots -------------------------------------------------------------------------
 
-    def claim_slot(self, deployment: str, slot: datetime, run_id: str, now: datetime) -> bool:
-        """Claim a schedule slot for one signal run; False if another run has it."""
+    def claim_slot(
+        self, deployment: str, slot: datetime, run_id: str, now: datetime,
+        lease: timedelta = timedelta(minutes=30),
+    ) -> bool:  # fmt: skip
+        """Claim a schedule slot for one signal run; False if another run holds it.
+
+        The same run (a Prefect retry) gets it again. Another run gets it only if the
+        holder never finished it and its lease ran out (it crashed): the deterministic
+        order ids make that takeover safe, since what the dead run sent is found, not
+        resent. A finished slot is never run again."""
         row = {"deployment": deployment, "slot": slot, "run_id": run_id, "claimed_at": now}
         try:
             with self._tx() as connection:
                 connection.execute(insert(SIGNAL_SLOTS).values(**row))
             return True
         except IntegrityError:
-            return self.slot_owner(deployment, slot) == run_id  # a retry of the same run
+            pass
+        if self.slot_owner(deployment, slot) == run_id:
+            return True
+        with self._tx() as connection:
+            taken = connection.execute(
+                update(SIGNAL_SLOTS)
+                .where(
+                    SIGNAL_SLOTS.c.deployment == deployment, SIGNAL_SLOTS.c.slot == slot,
+                    SIGNAL_SLOTS.c.completed_at.is_(None),
+                    SIGNAL_SLOTS.c.claimed_at <= now - lease,
+                )
+                .values(run_id=run_id, claimed_at=now)
+            )  # fmt: skip
+            return bool(taken.rowcount == 1)
+
+    def complete_slot(self, deployment: str, slot: datetime, run_id: str, now: datetime) -> None:
+        with self._tx() as connection:
+            connection.execute(
+                update(SIGNAL_SLOTS)
+                .where(SIGNAL_SLOTS.c.deployment == deployment, SIGNAL_SLOTS.c.slot == slot,
+                       SIGNAL_SLOTS.c.run_id == run_id)
+                .values(completed_at=now)
+            )  # fmt: skip
 
     def slot_owner(self, deployment: str, slot: datetime) -> str | None:
         with self._tx() as connection:
