@@ -25,6 +25,7 @@ CHAIN_COLUMNS = (
     "contract_id", "underlying", "expiry", "strike", "right", "exercise_style", "multiplier",
     "bid", "ask", "bid_size", "ask_size", "underlying_price", "ts_event", "source",
 )  # fmt: skip
+SELECTED = ", ".join(f'"{c}"' for c in CHAIN_COLUMNS)  # quoted: "right" is a keyword
 ANALYTICS_COLUMNS = ("iv", "delta", "gamma", "vega_per_vol_point", "dte_days")
 
 
@@ -67,6 +68,8 @@ def latest_chain(
     max_age: timedelta = timedelta(hours=2),
     preference: Sequence[str] = DEFAULT_SOURCE_PREFERENCE,
     contracts: Sequence[str] | None = None,
+    *,
+    analytics: bool = True,
 ) -> ChainSnapshot | None:
     """The chain of ``underlying`` at its latest snapshot in ``(now - max_age, now]``,
     or None where the lake has none."""
@@ -78,7 +81,7 @@ def latest_chain(
         params += list(contracts)
     quotes = query(
         lake,
-        f"SELECT {', '.join(CHAIN_COLUMNS)} FROM option_quotes WHERE underlying = ? "
+        f"SELECT {SELECTED} FROM option_quotes WHERE underlying = ? "
         f"AND date BETWEEN ? AND ? AND ts_event > ? AND ts_event <= ? {only} "
         "AND ts_event = (SELECT max(ts_event) FROM option_quotes WHERE underlying = ? "
         "AND date BETWEEN ? AND ? AND ts_event > ? AND ts_event <= ?)",
@@ -88,11 +91,11 @@ def latest_chain(
         return None
     quotes = one_source_per_snapshot(quotes, ["ts_event"], preference)
     ts = quotes["ts_event"][0]
-    analytics = _analytics(lake, underlying, ts)
-    if analytics.is_empty():
+    found = _analytics(lake, underlying, ts) if analytics else pl.DataFrame()
+    if found.is_empty():
         frame = quotes.with_columns(*(pl.lit(None, pl.Float64).alias(c) for c in ANALYTICS_COLUMNS))
     else:
-        frame = quotes.join(analytics, on="contract_id", how="left")
+        frame = quotes.join(found, on="contract_id", how="left")
     return ChainSnapshot(underlying, ts, frame.sort("expiry", "strike", "right"))
 
 
@@ -123,3 +126,23 @@ def underlying_close(lake: Lake, underlying: str, day: date) -> float | None:
         [underlying, day],
     )
     return None if quotes.is_empty() else float(quotes["underlying_price"][0])
+
+
+@dataclass(frozen=True)
+class LakeQuotes:
+    """The paper broker's market: the lake's latest snapshot at or before a time."""
+
+    lake: Lake
+    max_age: timedelta = timedelta(hours=2)
+    preference: tuple[str, ...] = DEFAULT_SOURCE_PREFERENCE
+
+    def snapshot(
+        self, underlying: str, contracts: list[str], now: datetime
+    ) -> tuple[datetime, dict[str, LegQuote]] | None:
+        chain = latest_chain(
+            self.lake, underlying, now, self.max_age, self.preference, contracts, analytics=False
+        )
+        return None if chain is None else (chain.ts_event, chain.quotes())
+
+    def close_price(self, underlying: str, day: date) -> float | None:
+        return underlying_close(self.lake, underlying, day)

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from data_lake.errors import BrokerError
 from execution.ledger import (
     acknowledge,
     acknowledged,
@@ -30,6 +31,10 @@ from execution.oms import OrderManager
 from execution.store import contract_from_json, contract_json
 
 logger = logging.getLogger(__name__)
+
+
+class ReconciliationError(BrokerError):
+    """The broker and the store differ in a way nothing explains: trading is blocked."""
 
 
 @dataclass(frozen=True)

@@ -68,11 +68,13 @@ class StrategySettings:
     condor_delta: float = 0.30  # short strikes of a condor (|delta|)
     wing_moneyness: float = 0.05  # wings at spot x (1 -/+ this) where no deltas
     condor_moneyness: float = 0.02
-    max_loss_per_structure: float = 1_000.0  # dollars, whole order
+    max_loss_per_structure: float = 2_000.0  # dollars, whole order (the risk limit too)
     max_contracts: int = 10  # units
     max_displayed_fraction: float = 0.5
     max_relative_spread: float = 0.20
-    price_aggression: float = 0.5  # of the half-spread, from the mid toward the far side
+    # of the half-spread, from the mid toward the far side: 1 is the far side (marketable;
+    # the paper broker fills only there), less waits for the market to come to it
+    price_aggression: float = 1.0
     min_abs_signal: float = 0.0  # smaller predictions open nothing
     tick: float = 0.01
     time_in_force: TimeInForce = TimeInForce.DAY

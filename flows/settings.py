@@ -27,6 +27,8 @@ from data_lake.errors import ConfigError
 from data_lake.lake import Lake, validate_symbol
 from data_lake.source_preference import DEFAULT_SOURCE_PREFERENCE
 from data_lake.sources.synthetic import DEFAULT_UNIVERSE, SyntheticConfig, UnderlyingProfile
+from execution.risk import RiskLimits
+from execution.strategy import StrategySettings
 
 
 def split_symbols(value: object) -> object:
@@ -154,6 +156,48 @@ class IngestSettings(BaseModel):
     retry_delay_seconds: float = Field(default=2.0, ge=0)
 
 
+class ApprovalSettings(BaseModel):
+    """The absolute gate a champion must pass to trade (see execution/champion.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    min_sharpe_tstat: float = 2.0  # the version's out-of-sample net Sharpe t statistic
+    min_oos_rows: int = Field(default=500, ge=0)
+
+
+class PaperSettings(BaseModel):
+    """The paper broker: IB-style tiered option commissions, its price checks."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    per_contract: float = Field(default=0.65, ge=0)  # premium >= 0.10
+    per_contract_low: float = Field(default=0.50, ge=0)  # 0.05 <= premium < 0.10
+    per_contract_penny: float = Field(default=0.25, ge=0)  # premium < 0.05
+    minimum_per_order: float = Field(default=1.00, ge=0)
+    price_band: float = Field(default=0.5, gt=0)  # limit price at most this far from mid
+    path: Path | None = None  # default: VOLFLOW_HOME/paper.sqlite
+
+
+class ExecutionSettings(BaseModel):
+    """The money path: broker, order store, strategy, risk limits, approval gate."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    broker: Literal["paper"] = "paper"  # the IBKR and Alpaca adapters come next
+    store_url: str | None = None  # default: sqlite under VOLFLOW_HOME/orders.sqlite
+    deployment: str = "hourly-signal"  # part of every client order id
+    strategy: Literal["model", "rule"] = "model"
+    underlyings: Annotated[SymbolList, NoDecode] | None = None  # default: settings.underlyings
+    capital: float = Field(default=100_000.0, gt=0)
+    max_quote_age_minutes: float = Field(default=120.0, gt=0)
+    rule_direction: Literal["short", "long"] = "short"  # the rule: sell or buy volatility
+    rule_every_sessions: int = Field(default=5, ge=1)
+    slot_lease_minutes: float = Field(default=30.0, ge=0)  # a crashed run's slot, taken over
+    # ingest the latest snapshot (synthetic market) and build its features before deciding
+    refresh_market: bool = True
+    approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    risk: RiskLimits = Field(default_factory=RiskLimits)
+    structures: StrategySettings = Field(default_factory=StrategySettings)
+    paper: PaperSettings = Field(default_factory=PaperSettings)
+
+
 class Settings(BaseSettings):
     """volflow's settings (see the module docstring for precedence)."""
 
@@ -170,6 +214,7 @@ class Settings(BaseSettings):
     yahoo: YahooSettings = Field(default_factory=YahooSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
 
     @field_validator("underlyings")
     @classmethod
@@ -201,6 +246,13 @@ class Settings(BaseSettings):
         if self.train.tracking_uri:
             return self.train.tracking_uri
         return f"sqlite:///{self.home.resolve() / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def order_store_url(self) -> str:
+        """The order store: the setting, else SQLite under ``home``."""
+        if self.execution.store_url:
+            return self.execution.store_url
+        return f"sqlite:///{self.home.resolve() / 'orders.sqlite'}"
 
     @property
     def prefect_home(self) -> Path:

@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 CONFIG = yaml.safe_load((REPO / "prefect.yaml").read_text())
 FLOW_OF = {"ingest-chains": "ingest-chains", "backfill": "backfill", "yfinance": "ingest-chains",
-           "build-features": "build-features", "train-model": "train-model"}  # fmt: skip
+           "build-features": "build-features", "train-model": "train-model",
+           "hourly-signal": "hourly-signal", "reconcile": "reconcile"}  # fmt: skip
 
 
 def test_every_deployment_points_at_a_flow_with_its_name() -> None:

@@ -2,6 +2,7 @@
 
 ``ingest_commands`` (ingest, backfill), ``lake_commands`` (lake, sql),
 ``feature_commands`` (features), ``model_commands`` (train, models),
+``trading_commands`` (signal, reconcile, halt, resume, positions, orders),
 ``demo_commands`` (demo); ``common`` holds what they share (errors, output formats,
 the progress bar of a flow run). The trading and operations groups join the same way:
 a module with a ``register(app)`` function, listed in ``GROUPS``.
@@ -25,12 +26,16 @@ from flows.cli import (
     ingest_commands,
     lake_commands,
     model_commands,
+    trading_commands,
 )
 from flows.cli.common import fail
 from flows.environment import prepare_environment
 from flows.settings import load_settings
 
-GROUPS = (ingest_commands, lake_commands, feature_commands, model_commands, demo_commands)
+GROUPS = (
+    ingest_commands, lake_commands, feature_commands, model_commands, trading_commands,
+    demo_commands,
+)  # fmt: skip
 
 app = typer.Typer(
     help="volflow: options volatility research-to-trading pipeline.", no_args_is_help=True
