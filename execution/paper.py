@@ -60,7 +60,7 @@ from execution.domain import (
     Right,
     TimeInForce,
 )
-from execution.ledger import add_to_position
+from execution.ledger import add_to_position, is_expired
 from execution.risk import LegQuote
 from execution.store import (
     UTCDateTime,
@@ -372,13 +372,9 @@ class PaperBroker:
         )
 
     def _settle(self, connection: Connection, now: datetime) -> None:
-        today = trading_date(now)
         settled = set(connection.execute(select(PAPER_SETTLEMENTS.c.contract_id)).scalars())
         for contract_id, (contract, qty, _avg) in self._holdings(connection, settled).items():
-            expired = contract.expiry < today or (
-                contract.expiry == today and now >= self._session_close(now)
-            )
-            if not expired or not qty:
+            if not qty or not is_expired(contract, now):
                 continue
             close = self.quotes.close_price(contract.underlying, contract.expiry)
             if close is None:

@@ -32,7 +32,8 @@ from execution.store import TradingState
 class RiskLimits:
     max_contracts_per_structure: int = 10
     max_loss_per_structure: float = 2_000.0  # dollars, at expiry, whole order
-    max_relative_spread: float = 0.25  # (ask - bid) / mid, each leg
+    max_relative_spread: float = 0.25  # (ask - bid) / mid, each leg ...
+    max_absolute_spread: float = 0.15  # ... unless the spread is at most this (cheap wings)
     max_quote_age_seconds: float = 900.0
     daily_loss_limit: float = 5_000.0  # dollars: past it, HALTED
     max_orders_per_hour: int = 20
@@ -252,7 +253,9 @@ def _quote_checks(order: ProposedOrder, limits: RiskLimits, now: datetime) -> li
             found.append(Rejection("quote", f"{cid}: quote {age:.0f} s old"))
         mid = (quote.bid + quote.ask) / 2
         spread = (quote.ask - quote.bid) / mid
-        if spread > limits.max_relative_spread:
+        if spread > limits.max_relative_spread and (
+            quote.ask - quote.bid > limits.max_absolute_spread + 1e-9
+        ):
             found.append(Rejection("spread", f"{cid}: spread {spread:.0%} of mid, limit "
                                    f"{limits.max_relative_spread:.0%}"))  # fmt: skip
         side_size = quote.ask_size if leg.side is OrderSide.BUY else quote.bid_size

@@ -71,7 +71,8 @@ class StrategySettings:
     max_loss_per_structure: float = 2_000.0  # dollars, whole order (the risk limit too)
     max_contracts: int = 10  # units
     max_displayed_fraction: float = 0.5
-    max_relative_spread: float = 0.20
+    max_relative_spread: float = 0.20  # (ask - bid) / mid, each leg ...
+    max_absolute_spread: float = 0.10  # ... or this many dollars (cheap wings)
     # of the half-spread, from the mid toward the far side: 1 is the far side (marketable;
     # the paper broker fills only there), less waits for the market to come to it
     price_aggression: float = 1.0
@@ -275,7 +276,7 @@ def price_leg(
     if bid is None or ask is None or not 0 < bid < ask:
         return f"{contract.contract_id}: no two-sided quote"
     spread = (ask - bid) / ((bid + ask) / 2)
-    if spread > settings.max_relative_spread:
+    if spread > settings.max_relative_spread and ask - bid > settings.max_absolute_spread + 1e-9:
         return (
             f"{contract.contract_id}: spread {spread:.0%} of mid over "
             f"{settings.max_relative_spread:.0%}"
