@@ -25,6 +25,7 @@ from execution.champion import (
     load_champion,
     predict,
 )
+from execution.domain import OrderReport, OrderStatus
 from execution.ids import client_order_id
 from execution.ledger import Holding, holdings, record_signal
 from execution.market import ChainSnapshot, latest_chain, underlying_close
@@ -216,8 +217,23 @@ def trade_underlyings(
         except VolflowError as exc:
             logger.error("%s: %s", u, exc)
             run.summary.setdefault("failed", {})[u] = str(exc)
+    _drop_unsent(run)
     if run.summary["orders"]:  # record what filled on submission now, not at the next run
         oms.sync_fills(now - timedelta(days=1))
+
+
+def _drop_unsent(run: SignalRun) -> None:
+    """Intents a crashed run wrote but never sent (still ``INITIALIZED``: the store
+    marks an order submitted *before* it goes out) that this run did not take up:
+    closed, so that nothing sends them later."""
+    sent = {o["client_order_id"] for o in run.summary["orders"]}
+    for state in run.oms.store.orders({OrderStatus.INITIALIZED}):
+        if state.request.client_order_id.value not in sent:
+            now = run.clock()
+            why = "never sent: superseded by a later run"
+            gone = OrderReport(state.request.client_order_id, None, OrderStatus.CANCELED, 0,
+                               None, now, now, reason=why)  # fmt: skip
+            run.oms.apply(state, gone)
 
 
 def _act(
