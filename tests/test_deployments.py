@@ -38,6 +38,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BACKFILL_START, BACKFILL_END = date(2024, 1, 2), date(2024, 3, 8)
 AS_OF = "2024-03-11T20:30:00+00:00"  # 16:30 New York: after that session's close
+SIGNAL_AT = "2024-03-12T15:05:00+00:00"  # 11:05 New York, the next session
+RULE_RUN = {"as_of": "2024-03-12T15:06:00+00:00", "slot": "2024-03-12T16:00:00+00:00",
+            "strategy": "rule", "refresh_market": False}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,12 @@ RUNS = [
     Run("train-model/train-model", {"params": {"trials": 2}}),
     Run("train-model/train-model", {"params": {"underlyings": ["QQQ"]}}, "FAILED", NO_ROWS),
     Run("ingest-chains/yfinance", {}, "FAILED", "live polls need internet access"),
+    # 11:05 New York: refresh the snapshot, then the champion of two trials is not approved
+    Run("hourly-signal/hourly-signal", {"params": {"as_of": SIGNAL_AT}}),
+    # the rule baseline on the snapshot just written: real paper orders
+    Run("hourly-signal/hourly-signal", {"params": RULE_RUN}),
+    Run("hourly-signal/hourly-signal", {"params": {"as_of": "2024-03-16T15:00:00+00:00"}}),
+    Run("reconcile/reconcile", {"params": {"as_of": "2024-03-12T15:10:00+00:00"}}),
     Run("ingest-chains/ingest-chains", {}),  # the scheduled form: the latest snapshot, now
 ]
 
@@ -99,6 +108,7 @@ def operator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
             "VOLFLOW_YAHOO__ATTEMPTS": "2",
             "VOLFLOW_YAHOO__BACKOFF_INITIAL_SECONDS": "0.1",
             "VOLFLOW_INGEST__RETRY_DELAY_SECONDS": "0.1",
+            "VOLFLOW_EXECUTION__RULE_EVERY_SESSIONS": "1",
             "HTTPS_PROXY": f"http://127.0.0.1:{free_port()}",
             "HTTP_PROXY": f"http://127.0.0.1:{free_port()}",
             "NO_PROXY": "127.0.0.1,localhost",
@@ -139,6 +149,12 @@ def test_deploy_registers_every_deployment_with_its_schedules(operator: Operator
     live = deployments["yfinance"]  # needs the network: registered paused
     assert live["schedules"] == [("5,35 10-15 * * 1-5", "America/New_York", False)]
     assert live["parameters"]["params"]["source"] == "yfinance"
+    signal = deployments["hourly-signal"]
+    assert signal["schedules"] == [("0 10-15 * * 1-5", "America/New_York", True)]
+    assert signal["collision_strategy"] == "CANCEL_NEW"
+    assert deployments["reconcile"]["schedules"] == [
+        ("*/15 9-16 * * 1-5", "America/New_York", True)
+    ]
     assert deployments["backfill"]["schedules"] == []
     assert deployments["backfill"]["parameters"]["params"]["start"] == "2024-01-02"
     for deployment in deployments.values():  # every run gets the offline environment
@@ -178,11 +194,12 @@ def _check_lake(home: Path, outcomes: list[tuple[Run, str, str | None, list[str]
         for u in ("SPY", "QQQ")
     }
     backfilled = [s.day for s in exchange_calendar().sessions(BACKFILL_START, BACKFILL_END)]
-    assert days["option_quotes", "SPY"][: len(backfilled) + 1] == [*backfilled, date(2024, 3, 11)]
-    assert days["option_quotes", "QQQ"][0] == date(2024, 3, 11)
-    assert len(days["option_quotes", "SPY"]) == len(backfilled) + 2  # + today's snapshot
-    assert days["surface_features", "SPY"] == [*backfilled, date(2024, 3, 11)]
-    assert days["surface_features", "QQQ"] == [date(2024, 3, 11)]
+    ingested = [date(2024, 3, 11), date(2024, 3, 12)]  # ingest-chains, then hourly-signal
+    assert days["option_quotes", "SPY"][: len(backfilled) + 2] == [*backfilled, *ingested]
+    assert days["option_quotes", "QQQ"][:2] == ingested
+    assert len(days["option_quotes", "SPY"]) == len(backfilled) + 3  # + today's snapshot
+    assert days["surface_features", "SPY"] == [*backfilled, *ingested]
+    assert days["surface_features", "QQQ"] == ingested
     # the weekly training run fitted the folds the short history supports, and said so
     train_logs = outcomes[3][3]
     planned = [line for line in train_logs if line.startswith("walk-forward over")]
@@ -191,6 +208,28 @@ def _check_lake(home: Path, outcomes: list[tuple[Run, str, str | None, list[str]
     assert [v["aliases"] for v in versions] == [["champion"]]
     experiment_kind = _experiment_tag(home, "mlflow.experimentKind")
     assert experiment_kind == "custom_model_development"
+    _check_trading(home, outcomes)
+
+
+def _check_trading(home: Path, outcomes: list[tuple[Run, str, str | None, list[str]]]) -> None:
+    """The signal runs under the worker: the unapproved champion traded nothing and
+    said why; the rule traded both underlyings on paper; the weekend run did nothing."""
+    from execution.ledger import signals
+    from execution.store import OrderStatus, open_store
+
+    store = open_store(f"sqlite:///{home / 'orders.sqlite'}")
+    try:
+        rows = signals(store)
+        orders = store.orders()
+    finally:
+        store.close()
+    refused = [r for r in rows if r["slot"].isoformat() == "2024-03-12T15:00:00+00:00"]
+    assert {r["underlying"] for r in refused} == {"SPY", "QQQ"}
+    assert all("model not approved" in r["reason"] for r in refused), refused
+    assert {(o.request.underlying, o.status) for o in orders} == {
+        ("SPY", OrderStatus.FILLED), ("QQQ", OrderStatus.FILLED)}  # fmt: skip
+    weekend = next(o for o in outcomes if "2024-03-16" in str(o[0].parameters))
+    assert weekend[1] == "COMPLETED"
 
 
 def _experiment_tag(home: Path, key: str) -> str | None:
@@ -252,6 +291,11 @@ def _client_call(operator: Operator, what: str, *args: Any) -> Any:
                 "work_pool_name": d.work_pool_name,
                 "parameters": d.parameters,
                 "job_variables": d.job_variables,
+                "collision_strategy": (
+                    d.concurrency_options.collision_strategy.value
+                    if d.concurrency_options
+                    else None
+                ),
                 "schedules": [
                     (s.schedule.cron, s.schedule.timezone, s.active)  # type: ignore[union-attr]
                     for s in d.schedules
