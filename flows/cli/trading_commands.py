@@ -135,15 +135,16 @@ def resume_cmd(
     _set_state(TradingState.ACTIVE, reason)
 
 
-def positions_cmd(as_json: AsJson = False) -> None:
-    """What the order store says is held, and the trading state."""
+def positions_cmd(as_of: AsOf = None, as_json: AsJson = False) -> None:
+    """What the order store says is held (at ``--as-of``: expired contracts are gone),
+    and the trading state."""
     from execution.ledger import holdings
     from execution.store import open_store
 
     store = open_store(cli_settings().order_store_url)
     try:
         state, why, _ = store.trading_state()
-        held = holdings(store, datetime.now(UTC))
+        held = holdings(store, _utc(as_of) or datetime.now(UTC))
     finally:
         store.close()
     rows = [{"contract": h.contract.contract_id, "quantity": h.quantity,
