@@ -27,7 +27,7 @@ from execution.champion import (
 )
 from execution.domain import OrderReport, OrderStatus
 from execution.ids import client_order_id
-from execution.ledger import Holding, holdings, record_signal
+from execution.ledger import Holding, holdings, record_signal, signals
 from execution.market import ChainSnapshot, latest_chain, underlying_close
 from execution.oms import OrderManager
 from execution.orders import WORKING
@@ -42,7 +42,7 @@ from execution.risk import (
     next_trading_state,
     worst_loss,
 )
-from execution.store import TradingState
+from execution.store import OrderStore, TradingState
 from execution.strategy import (
     Direction,
     StrategySettings,
@@ -72,24 +72,30 @@ class SignalConfig:
     slot_lease: timedelta = timedelta(minutes=30)
 
 
-def session_number(day: date) -> int:
-    """The session's index in the exchange calendar (the rule's "every K sessions")."""
-    return exchange_calendar().days.index(day) if exchange_calendar().is_session(day) else -1
+def sessions_between(first: date, last: date) -> int:
+    """Exchange sessions after ``first`` up to and including ``last``."""
+    if last <= first:
+        return 0
+    return len(exchange_calendar().sessions(first, last)) - int(
+        exchange_calendar().is_session(first)
+    )
 
 
 def decide(  # noqa: PLR0911 (one return per case of the strategy, in order)
-    config: SignalConfig, snapshot: ChainSnapshot, signal: float | None, held: list[Holding]
-) -> Target:
-    """The strategy: what to do on one underlying (pure)."""
+    config: SignalConfig, snapshot: ChainSnapshot, signal: float | None, held: list[Holding],
+    last_opened: date | None = None,
+) -> Target:  # fmt: skip
+    """The strategy: what to do on one underlying (pure). The rule opens when nothing
+    is held and its last opening is ``rule_every_sessions`` sessions ago (or never)."""
     u, s = snapshot.underlying, config.settings
     held_name = held[0].structure if held else ""
     if config.strategy == "rule":
         if held:
             return Target(u, held_name, direction_of(held_name), reason="holding to expiry")
-        n = session_number(trading_date(snapshot.ts_event))
-        if n % config.rule_every_sessions:
-            return Target(u, "", None, reason=f"rule opens every {config.rule_every_sessions} "
-                          "sessions")  # fmt: skip
+        today, every = trading_date(snapshot.ts_event), config.rule_every_sessions
+        if last_opened is not None and sessions_between(last_opened, today) < every:
+            return Target(u, "", None, reason=f"the rule opens every {every} sessions (last "
+                          f"on {last_opened})")  # fmt: skip
         direction = config.rule_direction
         structure = s.long_structure if direction is Direction.LONG_VOL else s.short_structure
         return build_target(snapshot, structure, direction, s)
@@ -154,7 +160,7 @@ def run_signal(config: SignalConfig, oms: OrderManager, lake: Lake, slot: dateti
         return done
     state, _, _ = store.trading_state()
     run.summary["trading_state"] = state.value
-    signals: dict[str, tuple[datetime, float]] = {}
+    predictions: dict[str, tuple[datetime, float]] = {}
     signal_range = None
     extra: dict[str, Any] = {}
     if config.strategy == "model" and state is not TradingState.HALTED:
@@ -169,15 +175,15 @@ def run_signal(config: SignalConfig, oms: OrderManager, lake: Lake, slot: dateti
         champion = load_champion(config.tracking_uri, approval)
         signal_range = champion.signal_range
         features = latest_features(lake, config.underlyings, now, config.max_quote_age)
-        signals = predict(champion, features)
-    trade_underlyings(run, state, signals, signal_range, extra)
+        predictions = predict(champion, features)
+    trade_underlyings(run, state, predictions, signal_range, extra)
     run.summary["status"] = "done" if not run.summary.get("failed") else "partial"
     store.complete_slot(config.deployment, slot, run_id, oms.clock())
     return run.summary
 
 
 def trade_underlyings(
-    run: SignalRun, state: TradingState, signals: dict[str, tuple[datetime, float]],
+    run: SignalRun, state: TradingState, predictions: dict[str, tuple[datetime, float]],
     signal_range: tuple[float, float] | None, extra: dict[str, Any],
 ) -> None:  # fmt: skip
     config, oms, now = run.config, run.oms, run.clock()
@@ -199,11 +205,12 @@ def trade_underlyings(
         run.summary["trading_state"] = state.value
     held = holdings(oms.store, now)
     working = {s.request.underlying for s in oms.store.orders(set(WORKING))}
+    opened = last_openings(oms.store, config.deployment)
     for u in config.underlyings:
         if u in run.summary.get("failed", {}):
             continue
         chain = chains.get(u)
-        ts_features, signal = signals.get(u, (None, None))
+        ts_features, signal = predictions.get(u, (None, None))
         info = {**extra, "ts_features": ts_features, "prediction": signal}
         if chain is None:
             run.note(u, "no_trade", f"no quotes in the last {config.max_quote_age}", **info)
@@ -212,7 +219,8 @@ def trade_underlyings(
             run.note(u, "hold", "an order is working on this underlying", **info)
             continue
         try:
-            target = decide(config, chain, signal, [h for h in held if h.contract.underlying == u])
+            mine = [h for h in held if h.contract.underlying == u]
+            target = decide(config, chain, signal, mine, opened.get(u))
             portfolio = _act(run, target, portfolio, state, signal_range, info)
         except VolflowError as exc:
             logger.error("%s: %s", u, exc)
@@ -220,6 +228,21 @@ def trade_underlyings(
     _drop_unsent(run)
     if run.summary["orders"]:  # record what filled on submission now, not at the next run
         oms.sync_fills(now - timedelta(days=1))
+
+
+def last_openings(store: OrderStore, deployment: str) -> dict[str, date]:
+    """Per underlying, the trading date of the last opening order that filled."""
+    filled = {s.request.client_order_id.value for s in store.orders() if s.filled_quantity > 0}
+    found: dict[str, date] = {}
+    for row in signals(store):
+        if (
+            row["decision"] == "order"
+            and row["client_order_id"] in filled
+            and (row["deployment"] == deployment)
+        ):
+            found[row["underlying"]] = max(found.get(row["underlying"], date.min),
+                                           trading_date(row["slot"]))  # fmt: skip
+    return found
 
 
 def _drop_unsent(run: SignalRun) -> None:

@@ -2,22 +2,26 @@
 
 Ingest a small synthetic market through the ingest-chains flow, build its
 features through the build-features flow (IV/Greeks per contract, surface
-features, labels), then print the lake summary and the 30-day ATM IV and skew
-history of SPY. Later stages (training, signals, backtest) extend this as they land.
+features, labels), train a small walk-forward study (the first champion), run the
+hourly-signal flow on the next session (the champion is refused by the approval
+gate, then the rule baseline trades on the paper broker), then print the lake
+summary and SPY's feature history.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import polars as pl
 from rich.console import Console
 
+from data_lake.calendar import EXCHANGE_TZ, exchange_calendar
 from data_lake.catalog import query
 from data_lake.status import lake_status
 from flows.build_features import FeatureParams, build_features
+from flows.hourly_signal import SignalParams, hourly_signal
 from flows.ingest_chains import IngestParams, ingest_chains
 from flows.settings import Settings
 from flows.train_model import TrainParams, train_model
@@ -75,7 +79,7 @@ def run_demo(
             f"{s['rows'].get('option_quotes', 0):,} option rows, "
             f"{sum(s['quarantined'].values())} quarantined"
         )
-    console.rule("2/4 build-features: IV and Greeks, surface features, labels")
+    console.rule("2/5 build-features: IV and Greeks, surface features, labels")
     built = run_flow(build_features, FeatureParams(underlyings=DEMO_UNDERLYINGS))
     for underlying, s in built["underlyings"].items():
         rows = s["rows"]
@@ -84,14 +88,16 @@ def run_demo(
             f"priced, {rows.get('surface_features', 0)} surface rows, "
             f"{rows.get('labels', 0)} labels"
         )
-    console.rule("3/4 train-model: walk-forward LightGBM, MLflow, registry")
+    console.rule("3/5 train-model: walk-forward LightGBM, MLflow, registry")
     trained = run_flow(train_model, TrainParams(trials=3, n_folds=2, horizon=1))
     console.print(
         f"{trained['model_name']} version {trained['model_version']} -> {trained['alias']} "
         f"({trained['reason']}); out of sample: rank IC {trained.get('oos_rank_ic') or 0:.3f}, "
         f"net Sharpe {trained.get('oos_sharpe_net') or 0:.2f} over {trained['n_oos']} rows"
     )
-    console.rule("4/4 lake")
+    console.rule("4/5 hourly-signal: approval gate, strategy, risk, OMS, paper broker")
+    run_signals(settings, end, console, run_flow)
+    console.rule("5/5 lake")
     report = lake_status(settings.lake)
     for table in report["tables"]:
         console.print(
@@ -119,3 +125,29 @@ def run_demo(
         "Prefect UI: make prefect-ui (then open http://127.0.0.1:4200)\n"
         "MLflow UI: make mlflow-ui (then open http://127.0.0.1:5000)"
     )
+
+
+def run_signals(
+    settings: Settings, end: date, console: Console,
+    run_flow: Callable[[Any, Any], dict[str, Any]],
+) -> None:  # fmt: skip
+    """The next session at 11:05 New York: the champion's slot (refused unless its
+    out-of-sample record passes the gate), then the rule baseline's on paper."""
+    session = exchange_calendar().next_session(end)
+    at = datetime.combine(session, time(11, 5), EXCHANGE_TZ).astimezone(UTC)
+    model = run_flow(hourly_signal, SignalParams(as_of=at, underlyings=DEMO_UNDERLYINGS))
+    console.print(f"champion at {at:%Y-%m-%d %H:%M} UTC: {model.get('reason') or model['status']}")
+    rule = run_flow(hourly_signal, SignalParams(
+        as_of=at + timedelta(minutes=1), slot=at.replace(minute=0) + timedelta(hours=1),
+        underlyings=DEMO_UNDERLYINGS, strategy="rule", refresh_market=False,
+    ))  # fmt: skip
+    for order in rule.get("orders") or []:
+        console.print(
+            f"rule baseline: {order['quantity']} x {order['structure']} {order['underlying']} "
+            f"at {order['limit']:+.2f} -> {order['status']} ({order['client_order_id']})"
+        )
+    for underlying, decision in (rule.get("decisions") or {}).items():
+        if not any(o["underlying"] == underlying for o in rule.get("orders") or []):
+            console.print(f"rule baseline {underlying}: {decision}")
+    console.print("orders and positions: volflow orders | volflow positions --as-of "
+                  f"{at:%Y-%m-%dT%H:%M}")  # fmt: skip

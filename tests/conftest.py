@@ -105,3 +105,25 @@ def prefect_server() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+# The longest files go first: with ``--dist loadfile`` each file runs whole on one
+# worker in collection order, so a long file collected last runs alone at the end.
+LONGEST_FIRST = (
+    "tests/test_deployments.py",
+    "tests/flows/test_cli_errors.py",
+    "tests/flows/test_trading_cli.py",
+    "tests/models/test_edge.py",
+    "tests/execution/test_signal_crash.py",
+    "tests/data_lake/test_integrity.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    root = Path(__file__).resolve().parents[1]
+
+    def rank(item: pytest.Item) -> int:
+        where = Path(str(item.path)).resolve().relative_to(root).as_posix()
+        return LONGEST_FIRST.index(where) if where in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside each file is kept

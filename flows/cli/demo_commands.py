@@ -27,6 +27,8 @@ def demo_cmd(start: StartOpt = None, end: EndOpt = None) -> None:
             return run_flow(flow_fn, params, label=label, total=total, emit=emit_summary)
         if hasattr(params, "full"):
             return run_flow(flow_fn, params, label="build features", emit=emit_features)
+        if hasattr(params, "slot"):
+            return run_flow(flow_fn, params, label="signal")
         return run_flow(flow_fn, params, label="train model")
 
     run_demo(settings, start=day(start), end=day(end), console=out, run_flow=run)
