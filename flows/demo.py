@@ -30,6 +30,7 @@ DEMO_UNDERLYINGS = ["SPY", "QQQ"]
 DEMO_START = date(2024, 1, 2)
 DEMO_END = date(2024, 3, 28)
 DEMO_DIRT_RATE = 0.0005
+DEMO_HORIZON = 1  # label horizon of the demo's model (three months of history)
 
 ATM_30D_SQL = """
 WITH q AS (
@@ -67,7 +68,7 @@ def run_demo(
 ) -> None:
     """Ingest, then summarize; every step goes through the same flows as production."""
     start, end = start or DEMO_START, end or DEMO_END
-    console.rule(f"1/4 ingest-chains: synthetic {','.join(DEMO_UNDERLYINGS)} {start}..{end}")
+    console.rule(f"1/5 ingest-chains: synthetic {','.join(DEMO_UNDERLYINGS)} {start}..{end}")
     # a little realistic dirt, so the quality checks and the quarantine have work to show
     params = IngestParams(
         underlyings=DEMO_UNDERLYINGS, start=start, end=end, dirt_rate=DEMO_DIRT_RATE
@@ -89,7 +90,7 @@ def run_demo(
             f"{rows.get('labels', 0)} labels"
         )
     console.rule("3/5 train-model: walk-forward LightGBM, MLflow, registry")
-    trained = run_flow(train_model, TrainParams(trials=3, n_folds=2, horizon=1))
+    trained = run_flow(train_model, TrainParams(trials=3, n_folds=2, horizon=DEMO_HORIZON))
     console.print(
         f"{trained['model_name']} version {trained['model_version']} -> {trained['alias']} "
         f"({trained['reason']}); out of sample: rank IC {trained.get('oos_rank_ic') or 0:.3f}, "
@@ -135,7 +136,8 @@ def run_signals(
     out-of-sample record passes the gate), then the rule baseline's on paper."""
     session = exchange_calendar().next_session(end)
     at = datetime.combine(session, time(11, 5), EXCHANGE_TZ).astimezone(UTC)
-    model = run_flow(hourly_signal, SignalParams(as_of=at, underlyings=DEMO_UNDERLYINGS))
+    model = run_flow(hourly_signal, SignalParams(as_of=at, underlyings=DEMO_UNDERLYINGS,
+                                                 horizon=DEMO_HORIZON))  # fmt: skip
     console.print(f"champion at {at:%Y-%m-%d %H:%M} UTC: {model.get('reason') or model['status']}")
     rule = run_flow(hourly_signal, SignalParams(
         as_of=at + timedelta(minutes=1), slot=at.replace(minute=0) + timedelta(hours=1),

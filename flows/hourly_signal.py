@@ -17,7 +17,7 @@ from typing import Any, Literal
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from data_lake.calendar import EXCHANGE_TZ, exchange_calendar, trading_date
 from data_lake.errors import VolflowError
@@ -25,6 +25,7 @@ from data_lake.ingest import PartialIngestError
 from execution.signal_run import run_signal
 from flows.ingest_chains import IngestParams, run_with_features
 from flows.settings import Settings, SymbolList, load_settings
+from models.train import model_name
 from tasks.failures import fails_cleanly
 from tasks.trading import close_oms, open_oms, signal_config
 
@@ -41,6 +42,9 @@ class SignalParams(BaseModel):
     underlyings: SymbolList | None = None
     refresh_market: bool | None = None  # default: settings.execution.refresh_market
     strategy: Literal["model", "rule"] | None = None  # default: settings.execution.strategy
+    # the model traded: its label and horizon (default: settings.train)
+    label: str | None = None
+    horizon: int | None = Field(default=None, ge=1)
 
 
 def slot_of(params: SignalParams, now: datetime) -> datetime:
@@ -83,6 +87,10 @@ def signal_task(params: SignalParams, settings: Settings) -> dict[str, Any]:
         config = replace(config, underlyings=list(params.underlyings))
     if params.strategy:
         config = replace(config, strategy=params.strategy)
+    if params.label or params.horizon:
+        name = model_name(params.label or settings.train.label,
+                          params.horizon or settings.train.horizon)  # fmt: skip
+        config = replace(config, model_name=name)
     slot = slot_of(params, now)
     if not in_session(now):
         local = now.astimezone(EXCHANGE_TZ)

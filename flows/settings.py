@@ -13,7 +13,15 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -176,11 +184,35 @@ class PaperSettings(BaseModel):
     path: Path | None = None  # default: VOLFLOW_HOME/paper.sqlite
 
 
+class AlpacaSettings(BaseModel):
+    """Alpaca (alpaca-py): keys from the environment (VOLFLOW_EXECUTION__ALPACA__API_KEY,
+    ..._SECRET_KEY), never logged; a paper account unless live trading is enabled."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    api_key: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    paper: bool = True
+    live_trading: bool = False  # needed, with paper: false, to trade a live account
+    url_override: str | None = None  # a proxy or a test venue
+
+
+class IbkrSettings(BaseModel):
+    """Interactive Brokers (ib_async) through TWS or IB Gateway."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    host: str = "127.0.0.1"
+    port: int = Field(default=7497, ge=1, le=65535)  # TWS paper; 4002 is IB Gateway paper
+    client_id: int = Field(default=17, ge=0)
+    account: str | None = None
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    live_trading: bool = False  # needed to connect to a live port (7496, 4001)
+
+
 class ExecutionSettings(BaseModel):
     """The money path: broker, order store, strategy, risk limits, approval gate."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    broker: Literal["paper"] = "paper"  # the IBKR and Alpaca adapters come next
+    broker: Literal["paper", "alpaca", "ibkr"] = "paper"
     store_url: str | None = None  # default: sqlite under VOLFLOW_HOME/orders.sqlite
     deployment: str = "hourly-signal"  # part of every client order id
     strategy: Literal["model", "rule"] = "model"
@@ -196,6 +228,8 @@ class ExecutionSettings(BaseModel):
     risk: RiskLimits = Field(default_factory=RiskLimits)
     structures: StrategySettings = Field(default_factory=StrategySettings)
     paper: PaperSettings = Field(default_factory=PaperSettings)
+    alpaca: AlpacaSettings = Field(default_factory=AlpacaSettings)
+    ibkr: IbkrSettings = Field(default_factory=IbkrSettings)
 
 
 class Settings(BaseSettings):

@@ -20,6 +20,22 @@ from models.train import model_name
 
 def make_broker(settings: Settings, clock: Callable[[], datetime]) -> Broker:
     e = settings.execution
+    if e.broker == "alpaca":
+        from execution.alpaca import AlpacaBroker, connect_alpaca  # noqa: PLC0415 (only if used)
+
+        a = e.alpaca
+        reads, submits = connect_alpaca(
+            a.api_key.get_secret_value() if a.api_key else "",
+            a.secret_key.get_secret_value() if a.secret_key else "",
+            paper=a.paper, live_trading=a.live_trading, url_override=a.url_override,
+        )  # fmt: skip
+        return AlpacaBroker(reads, submits, clock)
+    if e.broker == "ibkr":
+        from execution.ibkr import connect_ibkr  # noqa: PLC0415 (loaded only if chosen)
+
+        i = e.ibkr
+        return connect_ibkr(i.host, i.port, i.client_id, clock, account=i.account,
+                            timeout=i.timeout_seconds, live_trading=i.live_trading)  # fmt: skip
     p = e.paper
     path = p.path or settings.home.resolve() / "paper.sqlite"
     quotes = LakeQuotes(
