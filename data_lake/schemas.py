@@ -312,6 +312,116 @@ LABELS = TableSpec(
     description="Forward-looking targets, the only forward-looking data: kept apart.",
 )
 
+SIGNALS = TableSpec(
+    name="signals",
+    schema=pl.Schema(
+        Columns(
+            {
+                "underlying": pl.String,
+                "date": pl.Date,
+                "ts_event": UTC_TIME,  # when the decision was made
+                "deployment": pl.String,
+                "slot": UTC_TIME,
+                "strategy": pl.String,
+                "model_name": pl.String,
+                "model_version": pl.String,
+                "ts_features": UTC_TIME,
+                "prediction": pl.Float64,
+                "decision": pl.String,  # order | close | hold | rejected | no_trade
+                "reason": pl.String,
+                "client_order_id": pl.String,
+                "ts_init": UTC_TIME,
+            }
+        )
+    ),
+    snapshot_key=("ts_event",),
+    unique_key=(),
+    description="Analysis copy of the order store's signals: every decision of every "
+    "signal run, with the model version, the prediction and the reason.",
+)
+
+ORDERS = TableSpec(
+    name="orders",
+    schema=pl.Schema(
+        Columns(
+            {
+                "underlying": pl.String,
+                "date": pl.Date,
+                "ts_event": UTC_TIME,  # when the order was created (its intent)
+                "client_order_id": pl.String,
+                "deployment": pl.String,
+                "slot": UTC_TIME,
+                "structure": pl.String,
+                "legs": pl.String,  # "BUY 1 SPY240419C00510000, ..."
+                "quantity": pl.Int64,
+                "order_type": pl.String,
+                "limit_price": pl.Float64,
+                "time_in_force": pl.String,
+                "status": pl.String,
+                "broker_order_id": pl.String,
+                "filled_quantity": pl.Int64,
+                "avg_fill_price": pl.Float64,
+                "reason": pl.String,
+                "ts_last": UTC_TIME,
+                "ts_init": UTC_TIME,
+            }
+        )
+    ),
+    snapshot_key=("ts_event",),
+    unique_key=("client_order_id",),
+    description="Analysis copy of the order store's orders with their latest state.",
+)
+
+FILLS = TableSpec(
+    name="fills",
+    schema=pl.Schema(
+        Columns(
+            {
+                "underlying": pl.String,
+                "date": pl.Date,
+                "ts_event": UTC_TIME,
+                "fill_id": pl.String,
+                "client_order_id": pl.String,
+                "contract_id": pl.String,
+                "side": pl.String,
+                "quantity": pl.Int64,
+                "price": pl.Float64,
+                "commission": pl.Float64,
+                "ts_init": UTC_TIME,
+            }
+        )
+    ),
+    snapshot_key=("ts_event",),
+    unique_key=("fill_id",),
+    description="Analysis copy of the order store's fills (one row per execution).",
+)
+
+POSITIONS = TableSpec(
+    name="positions",
+    schema=pl.Schema(
+        Columns(
+            {
+                "underlying": pl.String,
+                "date": pl.Date,
+                "ts_event": UTC_TIME,  # as of
+                "contract_id": pl.String,
+                "expiry": pl.Date,
+                "strike": pl.Float64,
+                "right": pl.String,
+                "quantity": pl.Int64,
+                "avg_price": pl.Float64,
+                "structure": pl.String,
+                "ts_init": UTC_TIME,
+            }
+        )
+    ),
+    snapshot_key=("ts_event",),
+    unique_key=("contract_id", "ts_event"),
+    description="Positions by the order store as of each signal or reconcile run.",
+)
+
+EXECUTION_TABLES: tuple[str, ...] = ("signals", "orders", "fills", "positions")
+
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
@@ -323,6 +433,10 @@ TABLES: dict[str, TableSpec] = {
         SURFACE_FEATURES,
         LABELS,
         QUARANTINE,
+        SIGNALS,
+        ORDERS,
+        FILLS,
+        POSITIONS,
     )
 }
 DATA_TABLES: tuple[str, ...] = (

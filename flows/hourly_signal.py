@@ -27,7 +27,7 @@ from flows.ingest_chains import IngestParams, run_with_features
 from flows.settings import Settings, SymbolList, load_settings
 from models.train import model_name
 from tasks.failures import fails_cleanly
-from tasks.trading import close_oms, open_oms, signal_config
+from tasks.trading import close_oms, copy_to_lake, open_oms, signal_config
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ def signal_task(params: SignalParams, settings: Settings) -> dict[str, Any]:
     try:
         run_id = str(flow_run.id or f"local-{start.timestamp()}")
         summary = run_signal(config, oms, settings.lake, slot, run_id)
+        summary["lake_copy"] = copy_to_lake(oms, settings)
     finally:
         close_oms(oms)
     if refreshed.get("failed"):

@@ -21,10 +21,12 @@ from data_lake.calendar import exchange_calendar
 from data_lake.errors import ConfigError
 from data_lake.ingest import PartialIngestError
 from data_lake.lake import validate_symbol
+from data_lake.sources.broker_chains import ChainWindow
 from data_lake.sources.yahoo import PollConfig
 from flows.build_features import FeatureParams, run_build
 from flows.fanout import gather_results
 from flows.settings import Settings, SymbolList, load_settings
+from tasks.broker_ingest import BrokerFeed, ingest_broker_snapshot
 from tasks.failures import fails_cleanly
 from tasks.ingest import (
     ingest_synthetic_range,
@@ -33,12 +35,14 @@ from tasks.ingest import (
     ingest_yfinance_snapshot,
 )
 
+LIVE = ("yfinance", "ibkr", "alpaca")  # polls of a live chain, no files or dates
+
 
 class IngestParams(BaseModel):
     """Parameters of an ingest run (validated before any work starts)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    source: Literal["synthetic", "cboe", "lean", "yfinance"] = "synthetic"
+    source: Literal["synthetic", "cboe", "lean", "yfinance", "ibkr", "alpaca"] = "synthetic"
     files: list[str] | None = None  # vendor files (cboe: one task each); lean: the data folder
     underlyings: SymbolList | None = None  # synthetic default: settings; files: all in the file
     start: date | None = None
@@ -65,11 +69,11 @@ class IngestParams(BaseModel):
             raise ValueError("give both start and end, or neither (for the latest snapshot)")
         if self.start and self.end and self.end < self.start:
             raise ValueError(f"end date {self.end} is before start date {self.start}")
-        if self.source == "yfinance" and (self.files or self.start or self.end):
-            raise ValueError("yfinance polls the live chain: no files or dates")
+        if self.source in LIVE and (self.files or self.start or self.end):
+            raise ValueError(f"{self.source} polls the live chain: no files or dates")
         if self.min_dte is not None and self.max_dte is not None and self.max_dte < self.min_dte:
             raise ValueError(f"max_dte {self.max_dte} is below min_dte {self.min_dte}")
-        if self.source not in ("synthetic", "yfinance") and not self.files:
+        if self.source not in ("synthetic", *LIVE) and not self.files:
             raise ValueError(f"source {self.source} needs files to ingest")
         if self.source == "synthetic" and self.files:
             raise ValueError("files are for vendor sources, not the synthetic market")
@@ -177,10 +181,42 @@ def run_live_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
         return gather_results(futures, summary, "underlyings")
 
 
+def run_broker_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
+    """One chain snapshot per underlying from the broker's market data (IB: one at a
+    time, since a client id is one connection)."""
+    requested = params.underlyings or settings.underlyings
+    underlyings = list(dict.fromkeys(validate_symbol(u) for u in requested))
+    lake = settings.lake
+    lake.ensure_writable()
+    e = settings.execution
+    feed = BrokerFeed(
+        source="ibkr" if params.source == "ibkr" else "alpaca", host=e.ibkr.host,
+        port=e.ibkr.port, client_id=e.ibkr.client_id, timeout=e.ibkr.timeout_seconds,
+        api_key=e.alpaca.api_key, secret_key=e.alpaca.secret_key,
+        url_override=e.alpaca.url_override,
+    )  # fmt: skip
+    window = ChainWindow(
+        min_dte=settings.yahoo.min_dte if params.min_dte is None else params.min_dte,
+        max_dte=(settings.yahoo.max_dte or 120) if params.max_dte is None else params.max_dte,
+    )
+    workers = 1 if params.source == "ibkr" else settings.ingest.concurrency
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=workers)
+    futures: dict[str, PrefectFuture[dict[str, object]]] = {}
+    with runner:
+        for underlying in underlyings:
+            args = {"lake": lake, "feed": feed, "underlying": underlying, "window": window,
+                    "as_of": params.as_of}  # fmt: skip
+            futures[underlying] = runner.submit(ingest_broker_snapshot, args)
+        summary: dict[str, Any] = {"lake": str(lake.root), "underlyings": {}, "failed": {}}
+        return gather_results(futures, summary, "underlyings")
+
+
 def run_ingest(params: IngestParams, settings: Settings) -> dict[str, Any]:
     """The body shared by both flows: validate, fan out per underlying or file, gather."""
     if params.source == "yfinance":
         return run_live_ingest(params, settings)
+    if params.source in ("ibkr", "alpaca"):
+        return run_broker_ingest(params, settings)
     if params.source != "synthetic":
         return run_file_ingest(params, settings)
     underlyings, config = validate_request(params, settings)

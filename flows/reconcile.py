@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from execution import reconcile as reconciliation
 from flows.settings import Settings, load_settings
 from tasks.failures import fails_cleanly
-from tasks.trading import close_oms, open_oms
+from tasks.trading import close_oms, copy_to_lake, open_oms
 
 
 class ReconcileParams(BaseModel):
@@ -28,6 +28,7 @@ def reconcile_task(params: ReconcileParams, settings: Settings) -> dict[str, Any
     oms = open_oms(settings, lambda: at or datetime.now(UTC))  # the clock's one reader
     try:
         result = reconciliation.reconcile(oms)
+        copy_to_lake(oms, settings)
     finally:
         close_oms(oms)
     if result.blocked:

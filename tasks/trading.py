@@ -3,11 +3,14 @@ and the signal run's configuration. The flows and the CLI build them here, once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from data_lake.errors import VolflowError
 from execution.broker import Broker
 from execution.champion import ApprovalGate
+from execution.lake_copy import export_to_lake
 from execution.market import LakeQuotes
 from execution.oms import OrderManager
 from execution.paper import CommissionSchedule, PaperBroker
@@ -16,6 +19,8 @@ from execution.store import open_store
 from execution.strategy import Direction
 from flows.settings import Settings
 from models.train import model_name
+
+logger = logging.getLogger(__name__)
 
 
 def make_broker(settings: Settings, clock: Callable[[], datetime]) -> Broker:
@@ -76,3 +81,12 @@ def signal_config(settings: Settings) -> SignalConfig:
         rule_every_sessions=e.rule_every_sessions,
         slot_lease=timedelta(minutes=e.slot_lease_minutes),
     )
+
+
+def copy_to_lake(oms: OrderManager, settings: Settings) -> dict[str, int] | str:
+    """The lake's analysis copy; a failure is reported, it never undoes a trade."""
+    try:
+        return export_to_lake(oms.store, settings.lake, oms.clock())
+    except VolflowError as exc:
+        logger.error("lake copy of the order store failed: %s", exc)
+        return f"failed: {exc}"

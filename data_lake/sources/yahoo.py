@@ -172,7 +172,7 @@ def _sleep(seconds: float) -> None:
     threading.Event().wait(seconds)
 
 
-def _snapshot_time(clock: datetime, calendar: ExchangeCalendar) -> tuple[date, datetime]:
+def snapshot_time(clock: datetime, calendar: ExchangeCalendar) -> tuple[date, datetime]:
     """(session, ts_event) the quotes of a poll at ``clock`` belong to."""
     local_day = clock.astimezone(EXCHANGE_TZ).date()
     session = calendar.session_on_or_before(local_day)
@@ -232,7 +232,7 @@ def poll(
     """One snapshot of ``symbol``'s chain: every expiry in the DTE window."""
     calendar = calendar or exchange_calendar()
     started = clock()
-    day, ts_event = _snapshot_time(started, calendar)
+    day, ts_event = snapshot_time(started, calendar)
     listed = _request(config, f"{symbol} expiries", lambda: fetcher.expiries(symbol))
     if not listed:
         raise SourceError(f"{symbol}: empty response: no expiries listed")

@@ -65,9 +65,9 @@ def progress_plan(params: Any, settings: Settings) -> tuple[str, int | None]:
     if params.source == "lean":
         validate_files(params)
         return f"ingest LEAN {','.join(params.underlyings or [])}", None
-    if params.source == "yfinance":
+    if params.source in ("yfinance", "ibkr", "alpaca"):
         symbols = params.underlyings or settings.underlyings
-        return f"poll yfinance {','.join(symbols)}", len(symbols)
+        return f"poll {params.source} {','.join(symbols)}", len(symbols)
     return f"ingest {len(validate_files(params))} {params.source} file(s)", None
 
 
@@ -260,6 +260,46 @@ def ingest_yfinance(
     from flows.ingest_chains import ingest_chains
 
     run_ingest(ingest_chains, params, settings, as_json)
+
+
+def _broker_poll(
+    source: str, underlyings: str | None, min_dte: int | None, max_dte: int | None,
+    build_features: bool, as_json: bool,
+) -> None:  # fmt: skip
+    settings = cli_settings()
+    params = ingest_params(build_features=build_features, source=source,
+                           underlyings=underlyings, min_dte=min_dte, max_dte=max_dte)  # fmt: skip
+    from flows.ingest_chains import ingest_chains
+
+    run_ingest(ingest_chains, params, settings, as_json)
+
+
+@ingest_app.command("ibkr")
+def ingest_ibkr(
+    underlyings: UnderlyingsOpt = None,
+    min_dte: Annotated[int | None, typer.Option(help="Skip expiries closer than this")] = None,
+    max_dte: Annotated[int | None, typer.Option(help="Skip expiries further than this")] = None,
+    build_features: BuildFeaturesOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Snapshot option chains from Interactive Brokers (TWS or IB Gateway at
+    execution.ibkr.host:port, read-only): strikes within 25% of spot, expiries in the
+    DTE window, with IB's model IV and Greeks; one snapshot per underlying."""
+    _broker_poll("ibkr", underlyings, min_dte, max_dte, build_features, as_json)
+
+
+@ingest_app.command("alpaca")
+def ingest_alpaca(
+    underlyings: UnderlyingsOpt = None,
+    min_dte: Annotated[int | None, typer.Option(help="Skip expiries closer than this")] = None,
+    max_dte: Annotated[int | None, typer.Option(help="Skip expiries further than this")] = None,
+    build_features: BuildFeaturesOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Snapshot option chains from Alpaca's market data (keys: execution.alpaca):
+    strikes within 25% of spot, expiries in the DTE window, with Alpaca's IV and
+    Greeks; one snapshot per underlying."""
+    _broker_poll("alpaca", underlyings, min_dte, max_dte, build_features, as_json)
 
 
 @ingest_app.command("rates")

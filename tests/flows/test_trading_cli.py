@@ -84,3 +84,20 @@ def test_trading_errors_are_one_line(tmp_path: Path, api_url: str) -> None:
     assert code == 0, err
     assert _json(out)["status"] == "closed"  # type: ignore[index]
     assert no_traceback(out, err)
+
+
+def test_broker_chain_polls_say_what_is_missing_in_one_line(tmp_path: Path, api_url: str) -> None:
+    from tests.prefect_processes import free_port
+
+    port = str(free_port())  # nothing listens there: TWS is not running
+    code, out, err = volflow(["ingest", "ibkr", "--underlyings", "SPY"], tmp_path, api_url,
+                             VOLFLOW_EXECUTION__IBKR__PORT=port)  # fmt: skip
+    assert code == 1
+    assert err[-1] == (
+        f"error: 1 of 1 underlying(s) failed: SPY: ibkr SPY: cannot reach TWS/IB Gateway at "
+        f"127.0.0.1:{port}: [Errno 111] Connect call failed ('127.0.0.1', {port})"
+    ), err
+    code, out, err = volflow(["ingest", "alpaca", "--underlyings", "SPY"], tmp_path, api_url)
+    assert code == 1
+    assert "needs VOLFLOW_EXECUTION__ALPACA__API_KEY" in err[-1]
+    assert no_traceback(out, err)
