@@ -94,7 +94,7 @@ def test_broker_chain_polls_say_what_is_missing_in_one_line(tmp_path: Path, api_
                              VOLFLOW_EXECUTION__IBKR__PORT=port)  # fmt: skip
     assert code == 1
     assert err[-1] == (
-        f"error: 1 of 1 underlying(s) failed: SPY: ibkr SPY: cannot reach TWS/IB Gateway at "
+        f"error: 1 of 1 underlying(s) failed: ibkr SPY: cannot reach TWS/IB Gateway at "
         f"127.0.0.1:{port}: [Errno 111] Connect call failed ('127.0.0.1', {port})"
     ), err
     code, out, err = volflow(["ingest", "alpaca", "--underlyings", "SPY"], tmp_path, api_url)
