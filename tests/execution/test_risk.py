@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -270,3 +271,65 @@ def test_no_order_that_breaches_a_limit_gets_through(
         assert abs(value + per_unit * quantity) <= limit
     assert sum(book.values()) + loss <= LIMITS.risk_budget + 1e-6
     assert book.get("SPY", 0.0) + loss <= LIMITS.max_underlying_share * LIMITS.risk_budget + 1e-6
+
+
+STEP = st.tuples(
+    LEGS,
+    st.one_of(st.floats(-8, -2), st.floats(2, 12)),  # limit price
+    st.integers(1, 3),  # quantity
+    # Greeks per unit large enough that a few orders reach each limit
+    st.tuples(st.floats(-150, 150), st.floats(-60, 60), st.floats(-1_500, 1_500)),
+    st.sampled_from(["SPY", "QQQ"]),
+    st.floats(-0.6, 0.6),  # the prediction
+    st.sampled_from([1.0, 1.0, 1.0, 0.5, 0.0]),  # the share of the order that fills
+    st.one_of(st.floats(-600, 600), st.floats(-3_000, 2_000)),  # the book's move after it
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps=st.lists(STEP, min_size=1, max_size=16))
+def test_no_sequence_of_predictions_quotes_and_fills_breaches_a_limit(
+    steps: list[tuple[Any, ...]],
+) -> None:
+    """A day of signals one after another: each proposed order meets the portfolio the
+    earlier ones left (filled in part or whole, marked by the market, the trading state
+    moved by ``next_trading_state``). Whatever the sequence, the book the engine lets
+    build never holds more worst loss, concentration, Greeks or orders than allowed,
+    and nothing but closing orders passes once the state has left ACTIVE."""
+    state = TradingState.ACTIVE
+    net, book, pnl, equity, peak, sent = Greeks(), {}, 0.0, 100_000.0, 100_000.0, 0
+    quotes_at = NOW - timedelta(seconds=60)
+    for legs, price, quantity, unit, underlying, signal, filled, move in steps:
+        request = _order(legs, round(price, 2), quantity)
+        request = OrderRequest(
+            request.client_order_id,
+            tuple(OrderLeg(OptionContract(underlying, EXPIRY, g.contract.strike, g.contract.right),
+                           g.side, g.ratio) for g in request.legs),
+            quantity, OrderType.LIMIT, request.limit_price, TimeInForce.DAY, NOW,
+            underlying=underlying,
+        )  # fmt: skip
+        quotes = {
+            g.contract.contract_id: LegQuote(2.0, 2.2, 10, 10, quotes_at) for g in request.legs
+        }
+        order = ProposedOrder(request, quotes, Greeks(*unit), signal, (-0.5, 0.5))
+        portfolio = PortfolioRisk(net, dict(book), pnl, equity, peak, sent)
+        if not check_order(order, portfolio, LIMITS, state, NOW):
+            assert state is TradingState.ACTIVE
+            sent += 1
+            done = round(filled * quantity)
+            loss = _oracle_worst_loss(request) * done / quantity
+            book[underlying] = book.get(underlying, 0.0) + loss
+            net = Greeks(net.delta + unit[0] * done, net.gamma + unit[1] * done,
+                         net.vega + unit[2] * done)  # fmt: skip
+            # what the engine let build stays inside every limit
+            assert sum(book.values()) <= LIMITS.risk_budget + 1e-6
+            assert book[underlying] <= LIMITS.max_underlying_share * LIMITS.risk_budget + 1e-6
+            assert abs(net.delta) <= LIMITS.max_net_delta + 1e-6
+            assert abs(net.gamma) <= LIMITS.max_net_gamma + 1e-6
+            assert abs(net.vega) <= LIMITS.max_net_vega + 1e-6
+            assert sent <= LIMITS.max_orders_per_hour
+        pnl += move
+        equity += move
+        peak = max(peak, equity)
+        state, _ = next_trading_state(state, PortfolioRisk(net, book, pnl, equity, peak, sent),
+                                      LIMITS)  # fmt: skip
