@@ -80,3 +80,95 @@ def test_a_chain_without_a_price_or_contracts_is_refused() -> None:
     bad = alpaca_rows({"not-a-symbol": _alpaca("not-a-symbol", 1.0, 1.1)})
     with pytest.raises(SourceError, match="is not an OCC symbol"):
         chain_batch("alpaca", "SPY", bad, 500.0, IN_SESSION, IN_SESSION)
+
+
+def test_the_alpaca_fetcher_polls_through_alpaca_pys_data_clients() -> None:
+    """The real OptionHistoricalDataClient and StockHistoricalDataClient, their HTTP
+    answered with the market-data API's documented JSON."""
+    import json
+
+    import requests
+    from alpaca.data.historical import OptionHistoricalDataClient, StockHistoricalDataClient
+    from requests.adapters import BaseAdapter
+
+    from data_lake.sources.broker_chains import AlpacaChainFetcher, ChainWindow
+
+    seen: list[str] = []
+
+    class DataApi(BaseAdapter):
+        def send(self, request: requests.PreparedRequest, **_: object) -> requests.Response:  # type: ignore[override]
+            seen.append(request.path_url or "")
+            if "/stocks/trades/latest" in (request.path_url or ""):
+                body: object = {"trades": {"SPY": {"t": "2024-03-12T15:00:29Z", "x": "V",
+                                                   "p": 509.3, "s": 100, "c": ["@"], "i": 1,
+                                                   "z": "B"}}}  # fmt: skip
+            else:
+                body = {"snapshots": {
+                    "SPY240419C00510000": {"latestQuote": {"t": "2024-03-12T15:00:29Z",
+                        "ap": 6.2, "as": 12, "bp": 6.0, "bs": 7, "ax": "C", "bx": "N",
+                        "c": "A"}, "impliedVolatility": 0.18,
+                        "greeks": {"delta": 0.5, "gamma": 0.03, "rho": 0.2, "theta": -0.1,
+                                   "vega": 0.5}}},
+                    "next_page_token": None}  # fmt: skip
+            response = requests.Response()
+            response.status_code, response._content = 200, json.dumps(body).encode()
+            response.request, response.url = request, request.url or ""
+            return response
+
+        def close(self) -> None:
+            pass
+
+    options, stocks = OptionHistoricalDataClient("k", "s"), StockHistoricalDataClient("k", "s")
+    for client in (options, stocks):
+        client._session.mount("https://", DataApi())
+    batch = AlpacaChainFetcher(options, stocks).poll(
+        "SPY", ChainWindow(min_dte=0, max_dte=60), lambda: IN_SESSION
+    )
+    quotes = batch.frames["option_quotes"]
+    assert quotes["contract_id"].to_list() == ["SPY240419C00510000"]
+    assert quotes["underlying_price"][0] == 509.3
+    chain_request = next(p for p in seen if "/options/snapshots/SPY" in p)
+    assert "expiration_date_lte=2024-05-11" in chain_request
+    assert "strike_price_gte=381.97" in chain_request
+
+
+def test_the_ib_fetcher_qualifies_the_window_and_snapshots_its_tickers() -> None:
+    """A stand-in for TWS answering with ib_async's own ``OptionChain`` and ``Ticker``."""
+    from ib_async import OptionChain
+
+    from data_lake.sources.broker_chains import ChainWindow, IbkrChainFetcher
+
+    asked: list[object] = []
+
+    class Tws:
+        def qualifyContracts(self, *contracts: Contract) -> list[Contract]:
+            for i, c in enumerate(contracts):
+                c.conId = 100 + i
+                if c.secType == "OPT":
+                    c.localSymbol = f"SPY   {c.lastTradeDateOrContractMonth[2:]}{c.right}" + (
+                        f"{round(c.strike * 1000):08d}")  # fmt: skip
+            return list(contracts)
+
+        def reqTickers(self, *contracts: Contract) -> list[Ticker]:
+            asked.extend(contracts)
+            out = []
+            for c in contracts:
+                t = Ticker(contract=c)
+                if c.secType == "STK":
+                    t.last, t.bid, t.ask = 500.0, 499.9, 500.1
+                else:
+                    t.last, t.bid, t.ask, t.bidSize, t.askSize = 5.1, 5.0, 5.2, 3, 4
+                out.append(t)
+            return out
+
+        def reqSecDefOptParams(self, *_: object) -> list[OptionChain]:
+            expiries = ["20240315", "20240419", "20241220"]
+            return [OptionChain("SMART", 756733, "SPY", "100", expiries,
+                                [300.0, 495.0, 505.0, 800.0])]  # fmt: skip
+
+    batch = IbkrChainFetcher(Tws()).poll("SPY", ChainWindow(min_dte=1, max_dte=60),
+                                         lambda: IN_SESSION)  # fmt: skip
+    ids = sorted(batch.frames["option_quotes"]["contract_id"].to_list())
+    assert ids == sorted(f"SPY{e}{r}{k}" for e in ("240315", "240419") for r in "CP"
+                         for k in ("00495000", "00505000"))  # fmt: skip
+    assert len(asked) == 1 + 8  # the stock, then the eight options in the window
