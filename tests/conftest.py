@@ -109,9 +109,12 @@ def prefect_server() -> Iterator[None]:
 
 # The longest files go first: with ``--dist loadfile`` each file runs whole on one
 # worker in collection order, so a long file collected last runs alone at the end.
+# The third is short on purpose: xdist hands the first worker its second file as soon
+# as two of the deployment test's three tests are left, long before that worker is free.
 LONGEST_FIRST = (
     "tests/test_deployments.py",
     "tests/flows/test_cli_errors.py",
+    "tests/test_prefect_yaml.py",
     "tests/flows/test_trading_cli.py",
     "tests/models/test_edge.py",
     "tests/execution/test_signal_crash.py",
