@@ -68,6 +68,7 @@ from execution.store import (
     contract_json,
     request_from_json,
     request_json,
+    sqlite_pragmas,
 )
 
 S = OrderStatus
@@ -178,7 +179,7 @@ class PaperBroker:
         self.price_band = price_band
         self.tick = tick
         self.engine = create_engine(f"sqlite:///{path}")
-        event.listen(self.engine, "connect", _pragmas)
+        event.listen(self.engine, "connect", sqlite_pragmas)
         with self._locked():
             METADATA.create_all(self.engine)
 
@@ -472,11 +473,3 @@ def _fill(row: Any, now: datetime) -> Fill:
         quantity=row["quantity"], price=row["price"], commission=row["commission"],
         ts_event=row["ts_event"], ts_init=now,
     )  # fmt: skip
-
-
-def _pragmas(connection: Any, _record: Any) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()

@@ -179,7 +179,7 @@ def default_url(home: Path) -> str:
     return f"sqlite:///{home / 'orders.sqlite'}"
 
 
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+def sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")  # a committed order survives a power loss
@@ -220,7 +220,7 @@ def open_store(url: str) -> OrderStore:
     except (SQLAlchemyError, ValueError) as exc:
         raise StoreError(f"invalid order store URL {url!r}: {exc}") from exc
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", sqlite_pragmas)
         if engine.url.database and engine.url.database != ":memory:":
             Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
     try:
