@@ -420,6 +420,34 @@ POSITIONS = TableSpec(
     description="Positions by the order store as of each signal or reconcile run.",
 )
 
+SYNTHETIC_TRUTH = TableSpec(
+    name="synthetic_truth",
+    schema=pl.Schema(
+        Columns(
+            {
+                "underlying": pl.String,
+                "date": pl.Date,
+                "ts_event": UTC_TIME,  # the session's close
+                # the planted front-tenor mispricing m_t of the day (its IVs carry
+                # exp(m_t * exp(-tau / 45 days))), and the AR(1) that drew it
+                "mispricing": pl.Float64,
+                "planted_sd": pl.Float64,
+                "planted_phi": pl.Float64,
+                "seed": pl.Int64,
+                "ts_init": UTC_TIME,
+                "source": pl.String,
+                "batch_id": pl.String,
+            }
+        )
+    ),
+    snapshot_key=("ts_event", "source"),
+    unique_key=("ts_event", "source"),
+    description=(
+        "What the synthetic generator planted (planted-signal markets only): the day's "
+        "mispricing m_t, the ground truth for the oracle IC; never a feature."
+    ),
+)
+
 EXECUTION_TABLES: tuple[str, ...] = ("signals", "orders", "fills", "positions")
 
 TABLES: dict[str, TableSpec] = {
@@ -437,6 +465,7 @@ TABLES: dict[str, TableSpec] = {
         ORDERS,
         FILLS,
         POSITIONS,
+        SYNTHETIC_TRUTH,
     )
 }
 DATA_TABLES: tuple[str, ...] = (

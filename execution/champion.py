@@ -61,6 +61,9 @@ class Champion:
     version: str
     booster: Any
     signal_range: tuple[float, float] | None
+    # the columns it was trained on, in order (its run's ``features``): a model trained
+    # before features were added still gets its own inputs
+    features: tuple[str, ...] = FEATURE_COLUMNS
 
 
 def champion_approval(tracking_uri: str, model_name: str, gate: ApprovalGate) -> Approval:
@@ -96,8 +99,10 @@ def load_champion(tracking_uri: str, approval: Approval) -> Champion:
         booster = mlflow.lightgbm.load_model(f"models:/{approval.model_name}/{approval.version}")
     except Exception as exc:
         raise VolflowError(f"cannot load {approval.model_name} v{approval.version}: {exc}") from exc
-    signal_range = None
+    signal_range, features = None, FEATURE_COLUMNS
     if approval.run_id:
+        listed = MlflowClient().get_run(approval.run_id).data.params.get("features")
+        features = tuple(listed.split(",")) if listed else FEATURE_COLUMNS
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 path = MlflowClient().download_artifacts(
@@ -108,7 +113,7 @@ def load_champion(tracking_uri: str, approval: Approval) -> Champion:
                 signal_range = (lo - (hi - lo) / 2, hi + (hi - lo) / 2)
             except Exception as exc:
                 logger.warning("no out-of-sample predictions for the signal range: %s", exc)
-    return Champion(approval.model_name, str(approval.version), booster, signal_range)
+    return Champion(approval.model_name, str(approval.version), booster, signal_range, features)
 
 
 def latest_features(
@@ -129,7 +134,13 @@ def predict(champion: Champion, features: pl.DataFrame) -> dict[str, tuple[datet
     """The champion's prediction per underlying, with the features' snapshot time."""
     if features.is_empty():
         return {}
-    values = champion.booster.predict(matrix(features.select(FEATURE_COLUMNS)))
+    missing = [c for c in champion.features if c not in features.columns]
+    if missing:
+        raise VolflowError(
+            f"{champion.model_name} v{champion.version} needs features the lake lacks: "
+            f"{', '.join(missing[:5])} (rebuild features or retrain)"
+        )
+    values = champion.booster.predict(matrix(features.select(champion.features)))
     return {
         u: (ts, float(v))
         for u, ts, v in zip(features["underlying"], features["ts_event"], values, strict=True)

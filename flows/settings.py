@@ -155,6 +155,9 @@ class TrainSettings(BaseModel):
     num_threads: int = Field(default=1, ge=1, le=64)
     short_cost: float = Field(default=0.0, ge=0)  # extra round-trip cost of a short position
     optuna_storage: str | None = None  # journal file path or RDB URL (shared tuning)
+    # promotion: the paired test of challenger against champion on fresh rows
+    promotion_tstat: float = Field(default=1.645, ge=0)  # one-sided; 1.645 is 5%
+    min_paired_snapshots: int = Field(default=20, ge=3)
 
 
 class IngestSettings(BaseModel):

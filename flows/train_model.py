@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from data_lake.errors import ConfigError
 from flows.settings import Settings, SymbolList, load_settings
 from models.dataset import load_dataset
+from models.oracle import load_truth
 from models.train import TrainConfig, train
 from tasks.failures import fails_cleanly
 
@@ -41,6 +42,8 @@ def train_config(params: TrainParams, settings: Settings) -> TrainConfig:
         short_cost=s.short_cost,
         storage=s.optuna_storage,
         min_train_periods=s.min_train_periods,
+        promotion_tstat=s.promotion_tstat,
+        min_paired_snapshots=s.min_paired_snapshots,
     )
 
 
@@ -56,7 +59,8 @@ def train_task(params: TrainParams, settings: Settings) -> dict[str, Any]:
             "features.horizons)"
         )
     (settings.home.resolve() / "mlflow").mkdir(parents=True, exist_ok=True)
-    return train(dataset, config, settings.tracking_uri)
+    truth = load_truth(settings.lake, params.underlyings)  # planted synthetic lakes only
+    return train(dataset, config, settings.tracking_uri, truth)
 
 
 @flow(name="train-model", validate_parameters=True)

@@ -1,28 +1,48 @@
 """Out-of-sample metrics of a prediction against its label, trading ones net of costs,
-with their significance.
+with their significance, measured so that they do not flatter.
 
-* ``ic``: Pearson correlation of the prediction and what it forecasts, the label's
-  gross value ``y + cost`` (``models.walkforward.fit_target``), over all
-  out-of-sample rows; ``rank_ic``: Spearman (the Pearson correlation of their ranks).
-* ``hit_rate``: the share of rows where the prediction's sign is the gross value's.
-* The strategy: at each snapshot, hold ``sign(prediction)`` of the label's position
-  (long the straddle when the prediction is positive, short when negative) for the
-  label's horizon. A long row returns the label ``y`` (already net of its round-trip
-  ``cost``); a short one returns ``-y - 2 * cost`` (the gross return reversed, and the
-  round trip paid again), less ``short_cost`` (any extra cost of being short). The
-  gross strategy is ``sign * (y + cost)``. Rows overlap when the horizon exceeds one
-  snapshot: the return series is divided by the horizon, as holding 1/h of capital in
-  each of h staggered positions, and averaged over the underlyings of a snapshot.
-* ``sharpe_net`` / ``sharpe_gross``: mean over standard deviation of the per-snapshot
-  strategy return, annualized with ``periods_per_year``; ``max_drawdown`` of the
-  cumulative net return.
-* Significance (``ic_tstat``, ``sharpe_net_tstat``, ``sharpe_gross_tstat``): t
-  statistics with Newey-West (Bartlett) standard errors over the snapshot series, with
-  ``3 * horizon`` lags: overlapping labels make neighbouring rows dependent (an
-  ``h``-snapshot label shares ``h - 1`` snapshots with the next), which an i.i.d.
-  standard error would ignore and so overstate significance. The IC's t statistic is
-  that of the mean of ``z(prediction) * z(y)`` (standardized over all rows), summed per
-  snapshot; a strategy's is that of its mean per-snapshot return.
+The label a prediction forecasts is its gross value ``y + cost``
+(``models.walkforward.fit_target``).
+
+**Information coefficients.** A pooled correlation over folds and underlyings counts
+as skill what is only level: each fold's model has its own intercept and each
+underlying its own label mean, and both line up with the label's mean by chance or
+by construction (seed 12 of the planted market: pooled 0.046, timing 0.095). So:
+
+* ``ic`` (the headline) and ``rank_ic``: Pearson and Spearman correlations of the
+  prediction and the label, each **demeaned within underlying x fold**: what the
+  model knows about *when*, not about which level; ``ic_pooled``: the raw
+  correlation over all rows, beside it.
+* ``ic_cross_section``: the mean over snapshots of the correlation across the
+  underlyings of that snapshot, where there are at least ``MIN_CROSS_SECTION``
+  (undefined, NaN, with fewer): what the model knows about *which*.
+* ``hit_rate``: the share of rows where the demeaned prediction's sign is the
+  demeaned label's (a raw hit rate is high for any model whose sign matches a label
+  mean that is not zero).
+
+**The strategy.** At each snapshot, hold ``sign(prediction)`` of the label's position
+(long the straddle when positive, short when negative) for the label's horizon. A
+long row returns the label ``y`` (already net of its round-trip ``cost``); a short
+one ``-y - 2 * cost`` (the gross return reversed, the round trip paid again), less
+``short_cost``. Gross: ``sign * (y + cost)``. With a horizon of ``h`` snapshots,
+``h`` staggered positions are open at once, each with ``1/h`` of the capital: the
+per-snapshot return is the mean over the snapshot's underlyings of the row returns
+divided by ``h``.
+
+* ``sharpe_net`` / ``sharpe_gross``: the mean per-snapshot return over the square
+  root of its **long-run variance** (Newey-West, below), annualized with the
+  snapshots per year of the rows' own calendar (``periods_per_year``: about 252 for a
+  daily lake, 7 times that for an hourly one). Neighbouring staggered returns share
+  ``h - 1`` of their days, so their plain standard deviation understates the
+  strategy's risk by about ``sqrt(h)``: a constant-sign position held 5 days had a
+  Sharpe of 1.78 where the truth was 0.80. ``max_drawdown`` of the cumulative net
+  return.
+* Significance (``ic_tstat``, ``ic_cross_section_tstat``, ``sharpe_net_tstat``,
+  ``sharpe_gross_tstat``): t statistics with Newey-West (Bartlett) standard errors
+  over the snapshot series with ``3 * horizon`` lags. ``ic_tstat`` is that of the mean
+  of ``z(prediction) * z(y)`` (the demeaned values, standardized) summed per
+  snapshot; a Sharpe's t is its mean per-snapshot return's, so ``sharpe = t *
+  sqrt(periods_per_year / snapshots)``.
 """
 
 from __future__ import annotations
@@ -32,8 +52,10 @@ import math
 import numpy as np
 import polars as pl
 
-PERIODS_PER_YEAR = 252
+PERIODS_PER_YEAR = 252.0  # a series too short to measure its own calendar
 LAGS_PER_HORIZON = 3
+MIN_CROSS_SECTION = 3  # underlyings a snapshot needs for a cross-sectional correlation
+YEAR_SECONDS = 365.25 * 86400
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -46,12 +68,46 @@ def _gross(frame: pl.DataFrame) -> pl.Expr:
     return pl.col("y") + pl.col("cost") if "cost" in frame.columns else pl.col("y")
 
 
+def _groups(frame: pl.DataFrame) -> list[str]:
+    return [c for c in ("underlying", "fold") if c in frame.columns]
+
+
+def demeaned(frame: pl.DataFrame) -> pl.DataFrame:
+    """``t``, ``_p`` and ``_y``: the prediction and the gross label less their means
+    within underlying x fold (over all rows where the frame has neither column)."""
+    p, y = pl.col("prediction"), _gross(frame)
+    groups = _groups(frame)
+    if groups:
+        return frame.select(
+            "t", (p - p.mean().over(groups)).alias("_p"), (y - y.mean().over(groups)).alias("_y")
+        )
+    return frame.select("t", (p - p.mean()).alias("_p"), (y - y.mean()).alias("_y"))
+
+
+def periods_per_year(t: pl.Series) -> float:
+    """Snapshots per year of the series' own calendar: distinct snapshots over their span."""
+    times = t.unique().sort()
+    if times.len() < 2:
+        return PERIODS_PER_YEAR
+    span = (times[-1] - times[0]).total_seconds()
+    return (times.len() - 1) / (span / YEAR_SECONDS) if span > 0 else PERIODS_PER_YEAR
+
+
 def information_coefficients(frame: pl.DataFrame) -> tuple[float, float]:
-    """(IC, rank IC) of ``prediction`` against the gross label over all rows."""
-    pred = frame["prediction"].to_numpy()
+    """(IC, rank IC) of the prediction against the gross label, both demeaned within
+    underlying x fold."""
+    d = demeaned(frame)
+    ranks = d.select(pl.col("_p").rank(), pl.col("_y").rank())
+    return (
+        _pearson(d["_p"].to_numpy(), d["_y"].to_numpy()),
+        _pearson(ranks["_p"].to_numpy(), ranks["_y"].to_numpy()),
+    )
+
+
+def pooled_ic(frame: pl.DataFrame) -> float:
+    """The raw correlation over every row (level and timing mixed)."""
     y = frame.select(_gross(frame)).to_series().to_numpy()
-    ranks = frame.select(pl.col("prediction").rank(), _gross(frame).rank().alias("y"))
-    return _pearson(pred, y), _pearson(ranks["prediction"].to_numpy(), ranks["y"].to_numpy())
+    return _pearson(frame["prediction"].to_numpy(), y)
 
 
 def newey_west_variance(series: np.ndarray, lags: int) -> float:
@@ -77,18 +133,13 @@ def mean_tstat(series: np.ndarray, lags: int) -> float:
 
 
 def ic_tstat(frame: pl.DataFrame, horizon: int) -> float:
-    """t statistic of the IC, dependence between snapshots allowed for (see above)."""
+    """t statistic of the (demeaned) IC, dependence between snapshots allowed for."""
     if frame.height < 3:
         return float("nan")
-    y = _gross(frame)
-    z = frame.select(
-        "t",
-        ((pl.col("prediction") - pl.col("prediction").mean()) / pl.col("prediction").std(ddof=0))
-        .mul((y - y.mean()) / y.std(ddof=0))
-        .alias("_u"),
-    )
-    per_snapshot = z.group_by("t").agg(pl.col("_u").sum()).sort("t")
-    u = per_snapshot["_u"].to_numpy()
+    d = demeaned(frame)
+    p, y = pl.col("_p"), pl.col("_y")
+    z = d.select("t", ((p / p.std(ddof=0)) * (y / y.std(ddof=0))).alias("_u"))
+    u = z.group_by("t").agg(pl.col("_u").sum()).sort("t")["_u"].to_numpy()
     if not np.all(np.isfinite(u)):
         return float("nan")
     # IC = sum(u) / n; Var(IC) = T * LRV(u) / n^2
@@ -97,6 +148,24 @@ def ic_tstat(frame: pl.DataFrame, horizon: int) -> float:
     if variance == 0:
         return float("nan")
     return float(u.sum() / n) / math.sqrt(snapshots * variance / (n * n))
+
+
+def cross_sectional_ic(frame: pl.DataFrame, horizon: int) -> tuple[float, float, int]:
+    """(mean per-snapshot IC across underlyings, its t statistic, snapshots used):
+    snapshots with at least ``MIN_CROSS_SECTION`` underlyings only."""
+    if "underlying" not in frame.columns:
+        return float("nan"), float("nan"), 0
+    per = (
+        frame.group_by("t")
+        .agg(pl.corr("prediction", _gross(frame)).alias("_ic"), pl.len().alias("_n"))
+        .filter((pl.col("_n") >= MIN_CROSS_SECTION) & pl.col("_ic").is_finite())
+        .sort("t")
+    )
+    series = per["_ic"].to_numpy()
+    if len(series) == 0:
+        return float("nan"), float("nan"), 0
+    t = mean_tstat(series, LAGS_PER_HORIZON * horizon)
+    return float(series.mean()), t, len(series)
 
 
 def strategy_returns(
@@ -114,14 +183,16 @@ def strategy_returns(
     return per_row.group_by("t").agg(pl.col("_r").mean()).sort("t")["_r"]
 
 
-def sharpe(returns: pl.Series, periods_per_year: int = PERIODS_PER_YEAR) -> float:
+def sharpe(returns: pl.Series, periods: float, lags: int) -> float:
+    """Annualized Sharpe ratio of a per-snapshot return series: its mean over the
+    square root of its long-run variance (``lags`` Bartlett lags), times sqrt(periods)."""
     if returns.len() < 3:
         return float("nan")
-    sd = returns.std()
-    mean = returns.mean()
-    if not sd or mean is None:
+    values = returns.to_numpy().astype(float)
+    variance = newey_west_variance(values, lags)
+    if not variance > 0:
         return float("nan")
-    return float(mean) / float(sd) * math.sqrt(periods_per_year)  # type: ignore[arg-type]
+    return float(values.mean()) / math.sqrt(variance) * math.sqrt(periods)
 
 
 def max_drawdown(returns: pl.Series) -> float:
@@ -132,21 +203,31 @@ def max_drawdown(returns: pl.Series) -> float:
 
 
 def evaluate(frame: pl.DataFrame, horizon: int, short_cost: float = 0.0) -> dict[str, float]:
-    """Every metric for rows with ``t``, ``y``, ``prediction`` (and ``cost``, else 0)."""
+    """Every metric for rows with ``t``, ``y``, ``prediction`` (and ``cost``, else 0;
+    ``underlying`` and ``fold`` where the rows have them)."""
     ic, rank_ic = information_coefficients(frame)
+    cs_ic, cs_t, cs_n = cross_sectional_ic(frame, horizon)
     net = strategy_returns(frame, horizon, short_cost)
     gross = strategy_returns(frame, horizon, gross=True)
     lags = LAGS_PER_HORIZON * horizon
-    hits = frame.select((pl.col("prediction").sign() == _gross(frame).sign()).mean()).item()
+    periods = periods_per_year(frame["t"])
+    d = demeaned(frame)
+    hits = d.select((pl.col("_p").sign() == pl.col("_y").sign()).mean()).item()
     return {
         "ic": ic,
         "ic_tstat": ic_tstat(frame, horizon),
         "rank_ic": rank_ic,
+        "ic_pooled": pooled_ic(frame),
+        "ic_cross_section": cs_ic,
+        "ic_cross_section_tstat": cs_t,
+        "cross_section_snapshots": float(cs_n),
         "hit_rate": float(hits) if hits is not None else float("nan"),
-        "sharpe_net": sharpe(net),
+        "sharpe_net": sharpe(net, periods, lags),
         "sharpe_net_tstat": mean_tstat(net.to_numpy(), lags),
-        "sharpe_gross": sharpe(gross),
+        "sharpe_gross": sharpe(gross, periods, lags),
         "sharpe_gross_tstat": mean_tstat(gross.to_numpy(), lags),
         "max_drawdown": max_drawdown(net),
+        "periods_per_year": periods,
+        "snapshots": float(net.len()),
         "n": float(frame.height),
     }

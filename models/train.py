@@ -24,6 +24,7 @@ import logging
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,8 @@ from mlflow.models import infer_signature
 
 from models.dataset import FEATURE_COLUMNS, Dataset
 from models.lgbm import matrix, training_params
-from models.metrics import strategy_returns
+from models.metrics import LAGS_PER_HORIZON, mean_tstat, strategy_returns
+from models.oracle import efficiency, oracle_metrics
 from models.splits import FoldPlan, plan_folds
 from models.walkforward import WalkForwardResult, fit_target, run_walk_forward
 
@@ -66,6 +68,8 @@ class TrainConfig:
     short_cost: float = 0.0
     storage: str | None = None  # Optuna storage (journal file or RDB URL)
     min_train_periods: int = 20  # training snapshots a fold keeps after purge and embargo
+    promotion_tstat: float = 1.645  # one-sided 5%: the paired test a challenger must pass
+    min_paired_snapshots: int = 20  # fresh snapshots the paired test needs
 
 
 def model_name(label: str, horizon: int) -> str:
@@ -122,14 +126,6 @@ def _plots(
     return [importance, equity]
 
 
-def _champion_params(client: MlflowClient, name: str) -> tuple[str | None, dict[str, Any] | None]:
-    try:
-        version = client.get_model_version_by_alias(name, CHAMPION)
-    except mlflow.exceptions.MlflowException:
-        return None, None
-    return version.version, json.loads(version.tags.get("volflow.params", "{}"))
-
-
 def fold_plan(dataset: Dataset, config: TrainConfig) -> FoldPlan:
     """The folds this job runs: as many as requested that the data supports."""
     frame = dataset.frame
@@ -139,30 +135,97 @@ def fold_plan(dataset: Dataset, config: TrainConfig) -> FoldPlan:
     )  # fmt: skip
 
 
-def _fixed_sharpe(
-    dataset: Dataset, config: TrainConfig, plan: FoldPlan, params: dict[str, Any]
-) -> float:
-    """Out-of-sample net Sharpe of fixed ``params`` on this job's folds."""
-    fixed = {k: v for k, v in params.items() if k != "rounds"}
-    rerun = run_walk_forward(
-        dataset, plan.n_folds, params=fixed, rounds=int(params.get("rounds", 200)),
-        seed=config.seed, num_threads=config.num_threads, short_cost=config.short_cost,
-        first_test_period=plan.first_test_period, min_train_periods=plan.min_train_periods,
+@dataclass(frozen=True)
+class PairedTest:
+    """Challenger minus champion: net per-snapshot strategy returns on the same rows."""
+
+    snapshots: int
+    mean_difference: float
+    tstat: float  # Newey-West, ``3 * horizon`` lags
+    first: str  # the first and last snapshot compared
+    last: str
+
+
+def paired_test(
+    challenger: pl.DataFrame, champion: pl.DataFrame, horizon: int, short_cost: float
+) -> PairedTest:
+    """The paired test of two models' predictions of the same rows (``t``, ``y``,
+    ``cost``, ``prediction``): the mean and t statistic of the per-snapshot difference
+    of their net strategy returns."""
+    mine = strategy_returns(challenger, horizon, short_cost)
+    theirs = strategy_returns(champion, horizon, short_cost)
+    difference = (mine - theirs).to_numpy()
+    times = challenger["t"].unique().sort()
+    return PairedTest(
+        snapshots=len(difference),
+        mean_difference=float(np.mean(difference)) if len(difference) else float("nan"),
+        tstat=mean_tstat(difference, LAGS_PER_HORIZON * horizon),
+        first=str(times.min()) if times.len() else "", last=str(times.max()) if times.len() else "",
     )  # fmt: skip
-    return float(rerun.overall["sharpe_net"])
 
 
-def decide(challenger_sharpe: float, champion_sharpe: float | None) -> tuple[str, str]:
-    """(alias, reason) for a new model version."""
-    if champion_sharpe is None:
+def decide(
+    test: PairedTest | None, config: TrainConfig, *, no_champion: bool = False, why: str = ""
+) -> tuple[str, str]:
+    """(alias, reason) for a new model version: champion only when it beats the
+    champion on rows neither was trained on, the paired t statistic above
+    ``config.promotion_tstat`` (one-sided) over at least ``min_paired_snapshots``."""
+    if no_champion:
         return CHAMPION, "no champion yet"
-    if not np.isfinite(challenger_sharpe):
-        return CHALLENGER, "its out-of-sample net Sharpe is undefined"
-    if not np.isfinite(champion_sharpe) or challenger_sharpe > champion_sharpe:  # ties: keep
-        return CHAMPION, (f"out-of-sample net Sharpe {challenger_sharpe:.3f} beats the champion's "
-                          f"{champion_sharpe:.3f} on the same folds")  # fmt: skip
-    return CHALLENGER, (f"out-of-sample net Sharpe {challenger_sharpe:.3f} does not beat the "
-                        f"champion's {champion_sharpe:.3f} on the same folds")  # fmt: skip
+    if test is None:
+        return CHALLENGER, f"not compared with the champion: {why}; the champion stays"
+    described = (
+        f"paired test against the champion over {test.snapshots} snapshots ({test.first} .. "
+        f"{test.last}) neither was trained on: net return difference "
+        f"{test.mean_difference:+.5f} per snapshot, t {test.tstat:+.2f}"
+    )
+    if test.snapshots < config.min_paired_snapshots:
+        return CHALLENGER, (f"{described}; fewer than {config.min_paired_snapshots} snapshots "
+                            "(train.min_paired_snapshots): the champion stays")  # fmt: skip
+    if np.isfinite(test.tstat) and test.tstat > config.promotion_tstat:
+        return CHAMPION, f"{described} > {config.promotion_tstat:.2f}: promoted"
+    return CHALLENGER, (f"{described}, not above {config.promotion_tstat:.2f} "
+                        "(train.promotion_tstat): the champion stays")  # fmt: skip
+
+
+def _compare_with_champion(
+    client: MlflowClient, name: str, dataset: Dataset, result: WalkForwardResult,
+    config: TrainConfig,
+) -> tuple[str | None, PairedTest | None, str]:  # fmt: skip
+    """(champion version, paired test, why there is none): the registered champion's
+    booster, as registered, on this job's out-of-sample rows that start more than a
+    horizon after the champion's last training snapshot (its labels cannot reach
+    them), against this job's own out-of-sample predictions of the same rows."""
+    try:
+        version = client.get_model_version_by_alias(name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        return None, None, ""
+    run = client.get_run(version.run_id) if version.run_id else None
+    last = run.data.tags.get("data_last") if run else None
+    features = run.data.params.get("features", "").split(",") if run else []
+    if not last or not features:
+        return version.version, None, "the champion's run has no data range or feature list"
+    missing = [f for f in features if f not in dataset.frame.columns]
+    if missing:
+        return version.version, None, (f"the champion uses features this data lacks "
+                                       f"({', '.join(missing[:5])})")  # fmt: skip
+    times = dataset.frame["t"].unique().sort()
+    seen = int(times.search_sorted(datetime.fromisoformat(last), "right"))
+    if seen + config.horizon >= times.len():
+        after = f"{config.horizon} snapshots after the champion's data (to {last})"
+        return version.version, None, f"no out-of-sample rows more than {after}"
+    start = times[seen + config.horizon]
+    mine = result.predictions.filter(pl.col("t") >= start).sort("t", "underlying")
+    try:
+        booster = mlflow.lightgbm.load_model(f"models:/{name}/{version.version}")
+    except Exception as exc:  # a damaged or foreign artifact: reported, never promoted over
+        return version.version, None, f"the champion cannot be loaded: {exc}"
+    rows = dataset.frame.join(mine.select("underlying", "t"), on=["underlying", "t"])
+    rows = rows.sort("t", "underlying")
+    theirs = rows.select("underlying", "t", "y", "cost").with_columns(
+        pl.Series("prediction", np.asarray(booster.predict(matrix(rows.select(features)))))
+    )
+    return version.version, paired_test(mine, theirs, config.horizon, config.short_cost), ""
 
 
 def use_training_experiment(client: MlflowClient) -> str:
@@ -184,8 +247,11 @@ def use_training_experiment(client: MlflowClient) -> str:
     return experiment_id
 
 
-def train(dataset: Dataset, config: TrainConfig, tracking_uri: str) -> dict[str, Any]:
-    """Run the job; returns the run id, model version, alias and out-of-sample metrics."""
+def train(
+    dataset: Dataset, config: TrainConfig, tracking_uri: str, truth: pl.DataFrame | None = None
+) -> dict[str, Any]:
+    """Run the job; returns the run id, model version, alias and out-of-sample metrics
+    (with ``truth``, a planted synthetic lake's mispricing: the oracle's beside them)."""
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient()
     use_training_experiment(client)
@@ -213,6 +279,19 @@ def train(dataset: Dataset, config: TrainConfig, tracking_uri: str) -> dict[str,
                 mlflow.log_params({f"lgbm_{k}": v for k, v in params.items()})
                 mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         overall = {f"oos_{k}": v for k, v in result.overall.items()}
+        oracle = oracle_metrics(
+            dataset.frame, truth, result.folds, config.horizon, config.short_cost
+        )
+        if oracle is not None:
+            overall |= {
+                "oracle_ic": oracle["ic"],
+                "oracle_ic_tstat": oracle["ic_tstat"],
+                "oracle_sharpe_gross": oracle["sharpe_gross"],
+                "ic_efficiency": efficiency(result.overall["ic"], oracle["ic"]),
+            }
+            logger.info("oracle (the planted mispricing, fitted per fold): IC %.3f (t %.2f); "
+                        "the model's IC is %.0f%% of it", oracle["ic"], oracle["ic_tstat"],
+                        100 * overall["ic_efficiency"])  # fmt: skip
         mlflow.log_metrics({k: v for k, v in overall.items() if np.isfinite(v)})
         final_params = result.fold_params[-1]
         rounds = int(final_params["rounds"])
@@ -239,14 +318,15 @@ def train(dataset: Dataset, config: TrainConfig, tracking_uri: str) -> dict[str,
             input_example=example, pip_requirements=PIP_REQUIREMENTS,
         )  # fmt: skip
         version = str(info.registered_model_version)
-        champion_version, champion_params = _champion_params(client, name)
-        # both models' parameters through the same folds, without tuning: like for like
-        own_sharpe = _fixed_sharpe(dataset, config, plan, final_params)
-        champion_sharpe = (
-            _fixed_sharpe(dataset, config, plan, champion_params) if champion_params else None
+        champion_version, test, why = _compare_with_champion(
+            client, name, dataset, result, config
         )
-        mlflow.log_metric("decision_sharpe_net", own_sharpe)
-        alias, reason = decide(own_sharpe, champion_sharpe)
+        alias, reason = decide(test, config, no_champion=champion_version is None, why=why)
+        if test is not None:
+            mlflow.log_metrics({k: v for k, v in (
+                ("paired_snapshots", float(test.snapshots)),
+                ("paired_mean_difference", test.mean_difference),
+                ("paired_tstat", test.tstat)) if np.isfinite(v)})  # fmt: skip
         client.set_model_version_tag(name, version, "volflow.params", json.dumps(final_params))
         client.set_model_version_tag(name, version, "volflow.decision", reason)
         client.set_registered_model_alias(name, alias, version)
@@ -258,4 +338,7 @@ def train(dataset: Dataset, config: TrainConfig, tracking_uri: str) -> dict[str,
         "label_horizon_periods": config.horizon, "n_oos": int(result.overall["n"]),
         "n_folds": plan.n_folds, "folds": plan.describe(),
         **{k: (v if np.isfinite(v) else None) for k, v in overall.items()},
+        **({"paired_test": {"snapshots": test.snapshots,
+                            "tstat": test.tstat if np.isfinite(test.tstat) else None,
+                            "mean_difference": test.mean_difference}} if test else {}),
     }  # fmt: skip

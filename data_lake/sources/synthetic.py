@@ -47,7 +47,7 @@ import polars as pl
 
 from data_lake.calendar import ExchangeCalendar, Session, exchange_calendar, intraday_grid
 from data_lake.errors import ConfigError
-from data_lake.schemas import OPTION_QUOTES, UNDERLYING_BARS
+from data_lake.schemas import OPTION_QUOTES, SYNTHETIC_TRUTH, UNDERLYING_BARS
 from data_lake.sources.base import SourceBatch
 from data_lake.sources.synthetic_chain import (
     YEAR_DAYS,
@@ -305,15 +305,32 @@ def generate(
         quotes = _chain_frame(underlying, sim, config, calendar)
         if config.dirt_rate > 0:
             quotes = _with_dirt(quotes, config, underlying, sim.session.day)
+        frames = {
+            OPTION_QUOTES.name: quotes,
+            UNDERLYING_BARS.name: _bar_frame(underlying, sim, config),
+        }
+        if config.signal == "planted":
+            frames[SYNTHETIC_TRUTH.name] = truth_frame(underlying, sim, config)
         yield SourceBatch(
             underlying=underlying,
             day=sim.session.day,
-            frames={
-                OPTION_QUOTES.name: quotes,
-                UNDERLYING_BARS.name: _bar_frame(underlying, sim, config),
-            },
+            frames=frames,
             origin=f"synthetic seed={config.seed} {underlying} {sim.session.day}",
         )
+
+
+def truth_frame(underlying: str, sim: SimulatedDay, config: SyntheticConfig) -> pl.DataFrame:
+    """The day's planted mispricing, at the close (the oracle's input, not a feature)."""
+    close = sim.grid[-1]
+    return pl.DataFrame(
+        {
+            "underlying": [underlying], "date": [sim.session.day], "ts_event": [close],
+            "mispricing": [sim.mispricing], "planted_sd": [config.planted_sd],
+            "planted_phi": [config.planted_phi], "seed": [config.seed], "ts_init": [close],
+            "source": [SOURCE_NAME],
+        },
+        schema={k: v for k, v in SYNTHETIC_TRUTH.schema.items() if k != "batch_id"},
+    )  # fmt: skip
 
 
 def latest_snapshot(
@@ -343,4 +360,6 @@ def latest_snapshot(
     frames = {OPTION_QUOTES.name: quotes}
     if at == grid[-1]:
         frames[UNDERLYING_BARS.name] = batch.frames[UNDERLYING_BARS.name]
+        if SYNTHETIC_TRUTH.name in batch.frames:
+            frames[SYNTHETIC_TRUTH.name] = batch.frames[SYNTHETIC_TRUTH.name]
     return SourceBatch(underlying, session.day, frames, origin=f"{batch.origin} @ {at.isoformat()}")

@@ -34,7 +34,10 @@ def test_ic_and_rank_ic_equal_scipy() -> None:
     metrics = evaluate(frame(list(prediction), list(y)), horizon=1)
     assert metrics["ic"] == pytest.approx(pearsonr(prediction, y)[0], abs=1e-12)
     assert metrics["rank_ic"] == pytest.approx(spearmanr(prediction, y)[0], abs=1e-12)
-    assert metrics["hit_rate"] == pytest.approx(np.mean(np.sign(prediction) == np.sign(y)))
+    # the hit rate is that of the demeaned prediction against the demeaned label
+    hits = np.sign(prediction - prediction.mean()) == np.sign(y - y.mean())
+    assert metrics["hit_rate"] == pytest.approx(np.mean(hits))
+    assert metrics["ic_pooled"] == pytest.approx(metrics["ic"], abs=1e-12)  # one group
 
 
 def test_strategy_takes_the_predictions_sign_and_pays_the_short_cost() -> None:
@@ -47,10 +50,10 @@ def test_strategy_takes_the_predictions_sign_and_pays_the_short_cost() -> None:
 
 def test_sharpe_and_drawdown() -> None:
     returns = pl.Series([0.01, -0.02, 0.03, -0.01, 0.02])
-    expected = np.mean(returns.to_numpy()) / np.std(returns.to_numpy(), ddof=1) * np.sqrt(252)
-    assert sharpe(returns) == pytest.approx(expected)
+    expected = np.mean(returns.to_numpy()) / np.std(returns.to_numpy()) * np.sqrt(252)
+    assert sharpe(returns, 252, lags=0) == pytest.approx(expected)  # no lags: the plain ratio
     assert max_drawdown(returns) == pytest.approx(0.02)  # from 0.01 down to -0.01
-    assert np.isnan(sharpe(pl.Series([0.01, 0.01, 0.01])))  # no variance, no ratio
+    assert np.isnan(sharpe(pl.Series([0.01, 0.01, 0.01]), 252, 0))  # no variance, no ratio
 
 
 def test_a_short_position_pays_the_round_trip_again_and_gross_pays_none() -> None:
@@ -91,3 +94,91 @@ def test_t_statistics_separate_an_edge_from_noise() -> None:
     assert loud["ic_tstat"] == pytest.approx(loud["ic"] * np.sqrt(n), rel=0.1)
     assert loud["ic_tstat"] > 5 and loud["sharpe_gross_tstat"] > 5
     assert mean_tstat(np.array([1.0, 2.0]), 1) != mean_tstat(np.array([1.0, 2.0]), 1)  # NaN
+
+
+def _sessions(n: int, per_day: int = 1) -> list[datetime]:
+    """``per_day`` snapshots an hour apart on each of ``n`` weekdays."""
+    days = [T0.date() + timedelta(days=i) for i in range(2 * n)]
+    weekdays = [d for d in days if d.weekday() < 5][:n]
+    return [datetime(d.year, d.month, d.day, 15 + k, tzinfo=UTC) for d in weekdays
+            for k in range(per_day)]  # fmt: skip
+
+
+def test_the_sharpe_of_overlapping_positions_is_not_inflated_by_sqrt_h() -> None:
+    """A constant long position in 5-day returns of an i.i.d. daily series (mean m,
+    sd s) has the daily series' Sharpe, m / s * sqrt(periods a year), whatever the
+    overlap; the plain standard deviation of the staggered returns gives about
+    sqrt(5) times more."""
+    rng = np.random.default_rng(11)
+    n, h, m, s = 12_000, 5, 0.0004, 0.01
+    daily = rng.normal(m, s, n + h)
+    y = np.convolve(daily, np.ones(h), mode="valid")[1 : n + 1]  # days t+1 .. t+h
+    t = _sessions(n)
+    rows = pl.DataFrame({"t": t, "y": y, "prediction": np.ones(n)})
+    got = evaluate(rows, horizon=h)
+    periods = got["periods_per_year"]
+    assert periods == pytest.approx(261, rel=0.01)  # weekdays a year: the rows' own calendar
+    # the daily series' own Sharpe (its sample mean: the same draws, no sampling error)
+    truth = np.mean(daily[1:]) / s * np.sqrt(periods)
+    assert got["sharpe_gross"] == pytest.approx(truth, rel=0.1)
+    plain = sharpe(strategy_returns(rows, h, gross=True), periods, lags=0)
+    assert plain == pytest.approx(truth * np.sqrt(h), rel=0.1)  # the overstatement fixed
+    assert got["sharpe_gross"] == pytest.approx(
+        got["sharpe_gross_tstat"] * np.sqrt(periods / got["snapshots"]), rel=1e-9
+    )
+
+
+def test_an_hourly_lake_is_annualized_with_its_own_snapshots() -> None:
+    rng = np.random.default_rng(12)
+    daily, hourly = _sessions(500), _sessions(500, per_day=7)
+    for t in (daily, hourly):
+        rows = pl.DataFrame({"t": t, "y": rng.normal(0.001, 0.01, len(t)), "prediction": 1.0})
+        got = evaluate(rows, horizon=1)
+        assert got["periods_per_year"] == pytest.approx(261 * len(t) / 500, rel=0.02)
+
+
+def test_level_is_not_counted_as_skill() -> None:
+    """Two underlyings whose label means differ, and folds whose intercepts differ,
+    with predictions that know the levels but nothing about timing: the pooled IC
+    is large, the IC demeaned within underlying x fold is noise; the same
+    predictions with timing skill keep it."""
+    rng = np.random.default_rng(13)
+    n = 2_000
+    t = _sessions(n)
+    parts = []
+    for name, level in (("AAA", 0.03), ("BBB", -0.03)):
+        for fold in range(4):
+            shift = 0.02 * (fold - 1.5)
+            k = n // 4
+            y = level + shift + rng.normal(0, 0.02, k)
+            parts.append(pl.DataFrame({
+                "underlying": name, "fold": fold, "t": t[fold * k:(fold + 1) * k], "y": y,
+                "level": level + shift + rng.normal(0, 0.001, k), "timing": y - level - shift,
+            }))  # fmt: skip
+    rows = pl.concat(parts)
+    blind = evaluate(rows.with_columns(pl.col("level").alias("prediction")), horizon=1)
+    assert blind["ic_pooled"] > 0.7
+    assert abs(blind["ic"]) < 0.05 and abs(blind["ic_tstat"]) < 2.58
+    assert blind["hit_rate"] == pytest.approx(0.5, abs=0.03)
+    noisy = pl.col("timing") + rng.normal(0, 0.04, rows.height)
+    skilled = evaluate(rows.with_columns(noisy.alias("prediction")), horizon=1)
+    assert skilled["ic"] == pytest.approx(1 / np.sqrt(5), abs=0.04)  # corr(y, y + 2 sd noise)
+    assert skilled["ic_tstat"] > 10 and skilled["hit_rate"] > 0.6
+
+
+def test_the_cross_sectional_ic_is_the_mean_of_the_per_snapshot_correlations() -> None:
+    rng = np.random.default_rng(14)
+    n, names = 400, ["A", "B", "C", "D", "E"]
+    t = _sessions(n)
+    y = rng.normal(size=(n, len(names))) + rng.normal(size=(n, 1)) * 3  # a common factor
+    prediction = y - y.mean(axis=1, keepdims=True) + rng.normal(size=y.shape)
+    rows = pl.DataFrame({
+        "t": np.repeat(np.array(t, dtype=object), len(names)).tolist(),
+        "underlying": names * n, "y": y.ravel(), "prediction": prediction.ravel(),
+    })  # fmt: skip
+    got = evaluate(rows, horizon=1)
+    per = [pearsonr(prediction[i], y[i])[0] for i in range(n)]
+    assert got["ic_cross_section"] == pytest.approx(np.mean(per), abs=1e-9)
+    assert got["cross_section_snapshots"] == n and got["ic_cross_section_tstat"] > 10
+    two = rows.filter(pl.col("underlying").is_in(["A", "B"]))
+    assert np.isnan(evaluate(two, horizon=1)["ic_cross_section"])  # 2 points: no correlation
