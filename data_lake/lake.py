@@ -84,11 +84,19 @@ def _format_record(lake: Lake) -> Path:
     return lake.root / SCHEMAS / "format.json"
 
 
+def _table_versions() -> dict[str, int]:
+    return {name: spec.version for name, spec in TABLES.items()}
+
+
 def may_hold_older_files(lake: Lake) -> bool:
     """False once a lake is known to hold only current-version files (a lake made by
-    this version, or migrated): its views skip the search for older files."""
+    this version, or migrated, with every table at the version recorded then): its
+    views skip the search for older files. A table whose version was bumped since
+    (columns added) may hold files of its older version again."""
     try:
         record = json.loads(_format_record(lake).read_text(encoding="utf-8"))
+        if record.get("versions") != _table_versions():
+            return True
         return bool(record.get("older_files", True))
     except (OSError, ValueError, AttributeError):
         return True
@@ -102,7 +110,8 @@ def record_format(lake: Lake, *, older_files: bool | None = None) -> None:
         if path.exists():
             return
         older_files = any(lake.root.glob("*/underlying=*/date=*/part-*.parquet"))
-    data = json.dumps({"format": SCHEMA_VERSION, "older_files": older_files}).encode()
+    record = {"format": SCHEMA_VERSION, "versions": _table_versions(), "older_files": older_files}
+    data = json.dumps(record).encode()
     with Commit(lake) as commit:
         commit.put_bytes(path, data)
         commit.commit()

@@ -258,6 +258,13 @@ SURFACE_FEATURES = TableSpec(
                 "skew_25d_30d": pl.Float64,  # 25-delta put IV minus 25-delta call IV
                 "curvature_25d_30d": pl.Float64,  # (put25 + call25) / 2 - ATM
                 "term_slope_30_90": pl.Float64,  # atm_iv_90d - atm_iv_30d
+                "term_spread_7_30": pl.Float64,  # atm_iv_7d - atm_iv_30d
+                "term_spread_30_60": pl.Float64,  # atm_iv_60d - atm_iv_30d
+                "term_log_7_30": pl.Float64,  # ln(atm_iv_7d / atm_iv_30d)
+                "term_log_30_60": pl.Float64,  # ln(atm_iv_60d / atm_iv_30d)
+                "term_log_30_90": pl.Float64,  # ln(atm_iv_90d / atm_iv_30d)
+                "front_vs_curve_7d": pl.Float64,  # ln(iv_7d) less the curve's fair value
+                "day_of_week": pl.Float64,  # 0 Monday .. 4 Friday (New York)
                 "put_call_volume_ratio": pl.Float64,
                 "put_call_oi_ratio": pl.Float64,
                 "rv_cc_10d": pl.Float64,  # close-to-close realized vol, annualized
@@ -267,6 +274,21 @@ SURFACE_FEATURES = TableSpec(
                 "rv_garman_klass_21d": pl.Float64,
                 "rv_yang_zhang_21d": pl.Float64,
                 "vrp_30d": pl.Float64,  # atm_iv_30d - rv_cc_21d
+                # ln(atm_iv_30d / the HAR-RV volatility forecast)
+                "iv_vs_har_30d": pl.Float64,
+                # the trailing regression slope of the ATM IV change on the log return
+                "spot_vol_beta_63": pl.Float64,
+                # per-underlying z-scores over the trailing 63 snapshots
+                **{
+                    f"z63_{name}": pl.Float64
+                    for name in (
+                        "log_atm_iv_30d",
+                        "term_log_7_30",
+                        "term_log_30_90",
+                        "front_vs_curve_7d",
+                        "iv_vs_har_30d",
+                    )
+                },
                 "iv_rank_252": pl.Float64,
                 "iv_percentile_252": pl.Float64,
                 **{
@@ -283,8 +305,10 @@ SURFACE_FEATURES = TableSpec(
     unique_key=("ts_event",),
     description=(
         "One row per underlying and snapshot: ATM IV by tenor, skew, curvature, term "
-        "slope, realized volatility, variance risk premium, IV rank, flows; point-in-time."
+        "structure spreads and log ratios, the front against the curve, realized "
+        "volatility, IV against a HAR-RV forecast, z-scores, IV rank, flows; point-in-time."
     ),
+    version=3,  # 3: the term-structure, HAR, spot-vol beta, z-score and weekday columns
 )
 
 LABELS = TableSpec(

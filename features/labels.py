@@ -14,6 +14,16 @@ that underlying's snapshots) and records ``ts_end``, the snapshot it becomes kno
   P&L + hedge P&L - costs) / straddle premium at t; ``cost`` is the round trip's
   costs / premium at t (a short straddle returns ``-value - 2 * cost``). A straddle
   whose legs are missing at any snapshot in between has no label.
+* ``straddle_mv_ret``: the same straddle hedged with the **minimum-variance** delta
+  (Hull and White 2017): the BSM delta ignores that IV moves with spot (falls as
+  spot rises, for an index), so a BSM-hedged straddle keeps a directional bet (the
+  5-day ``straddle_dh_ret`` correlated -0.49 with the underlying's 5-day return on
+  SPY): noise for any model of volatility. The hedge adds vega times the expected
+  change of the straddle's (fixed-strike) IV per unit of spot: ``(beta - slope) / S``,
+  ``beta`` the trailing regression of the ATM IV change on the log return
+  (``spot_vol_beta_63``, point-in-time, as of each hedge step) and ``slope`` the
+  smile's slope in log-moneyness from the 25-delta skew (spot up moves the strike
+  down the skew); no label where the regression has fewer than 20 snapshots.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from __future__ import annotations
 import polars as pl
 
 HORIZONS = (1, 5)  # snapshots ahead
+BETA = "spot_vol_beta_63"  # features.timeseries: the IV change per log return
 TARGET_DTE_DAYS = 30.0
 SPREAD_COST_SHARE = 0.5  # pay half the quoted spread to enter, half to exit
 
@@ -77,12 +88,30 @@ def _straddles(analytics: pl.DataFrame, horizon: int) -> pl.DataFrame:
     )
 
 
-def straddle_labels(analytics: pl.DataFrame, horizon: int) -> pl.DataFrame:
-    """``straddle_dh_ret`` at every snapshot that has ``horizon`` snapshots after it."""
+def _fixed_strike_beta(surface: pl.DataFrame) -> pl.DataFrame:
+    """``underlying, _ts`` and the IV change of a fixed-strike ATM option per log return
+    of spot: the ATM IV's own move (``spot_vol_beta_63``) less the smile's slope in
+    log-moneyness at the money (a rise in spot moves a fixed strike down the skew).
+    The slope is read from the 25-delta skew: the 25-delta strikes lie about
+    ``0.674 * iv * sqrt(t)`` either side of the forward in log-moneyness."""
+    width = 2 * 0.674 * pl.col("atm_iv_30d") * (TARGET_DTE_DAYS / 365.0) ** 0.5
+    slope = -pl.col("skew_25d_30d") / width  # dIV / d ln(K/F), negative for a put skew
+    return surface.select(
+        "underlying", pl.col("ts_event").alias("_ts"), (pl.col(BETA) - slope).alias(BETA)
+    )
+
+
+def straddle_labels(
+    analytics: pl.DataFrame, horizon: int, surface: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """``straddle_dh_ret`` at every snapshot that has ``horizon`` snapshots after it;
+    with ``surface`` (its ``spot_vol_beta_63``), ``straddle_mv_ret`` beside it."""
     index = snapshot_index(analytics)
     dates = analytics.select("underlying", "ts_event", "date").unique()
     # a leg without a price or a finite delta (unquoted, or the IV solver failed) is a
     # missing leg: no label, rather than a null or NaN step in the sums
+    if "vega_per_vol_point" not in analytics.columns:  # no vega: no minimum-variance hedge
+        analytics = analytics.with_columns(pl.lit(None, pl.Float64).alias("vega_per_vol_point"))
     usable = analytics.filter(
         pl.col("price").is_not_null()
         & pl.col("delta").is_finite()
@@ -107,6 +136,7 @@ def straddle_labels(analytics: pl.DataFrame, horizon: int) -> pl.DataFrame:
         "delta",
         "spread_rel",
         "underlying_price",
+        "vega_per_vol_point",
     )
     legs = (
         path.join(
@@ -116,6 +146,7 @@ def straddle_labels(analytics: pl.DataFrame, horizon: int) -> pl.DataFrame:
                     "price": "c",
                     "delta": "c_delta",
                     "spread_rel": "c_spread",
+                    "vega_per_vol_point": "c_vega",
                 }
             ),
             on=["underlying", "_ts", "call_id"],
@@ -128,17 +159,28 @@ def straddle_labels(analytics: pl.DataFrame, horizon: int) -> pl.DataFrame:
                     "delta": "p_delta",
                     "spread_rel": "p_spread",
                     "underlying_price": "_s_put",
+                    "vega_per_vol_point": "p_vega",
                 }
             ),
             on=["underlying", "_ts", "put_id"],
         )
         .sort("underlying", "ts_event", "_step")
     )
+    if surface is not None and BETA in surface.columns:
+        legs = legs.join(_fixed_strike_beta(surface), on=["underlying", "_ts"], how="left")
+    else:
+        legs = legs.with_columns(pl.lit(None, pl.Float64).alias(BETA))
     value = pl.col("c") + pl.col("p")
     hedge_delta = -(pl.col("c_delta") + pl.col("p_delta"))
     spot = pl.col("underlying_price")
+    # the minimum-variance delta: the BSM delta plus vega times the fixed-strike IV's
+    # expected move per unit of spot (its beta per log return, over the spot; vega is
+    # per vol point, so times 100)
+    smile = (pl.col("c_vega") + pl.col("p_vega")) * 100.0 * pl.col(BETA) / spot
+    move = (spot.shift(-1) - spot).over("underlying", "ts_event")
     per_step = legs.with_columns(
-        (hedge_delta * (spot.shift(-1) - spot)).over("underlying", "ts_event").alias("_hedge"),
+        (hedge_delta * move).alias("_hedge"),
+        ((hedge_delta - smile) * move).alias("_hedge_mv"),
         (
             SPREAD_COST_SHARE
             * (pl.col("c") * pl.col("c_spread") + pl.col("p") * pl.col("p_spread"))
@@ -149,24 +191,34 @@ def straddle_labels(analytics: pl.DataFrame, horizon: int) -> pl.DataFrame:
         value.first().alias("_v0"),
         value.last().alias("_v1"),
         pl.col("_hedge").filter(pl.col("_step") < horizon).sum().alias("_hedge_pnl"),
+        # null where any step lacks the beta (the regression's first snapshots)
+        pl.col("_hedge_mv").filter(pl.col("_step") < horizon).sum().alias("_hedge_mv_pnl"),
+        pl.col("_hedge_mv").filter(pl.col("_step") < horizon).null_count().alias("_mv_missing"),
         (pl.col("_cost").first() + pl.col("_cost").last()).alias("_costs"),
         pl.col("_ts").last().alias("ts_end"),
         pl.col("date").first(),
     )
     complete = summary.filter(pl.col("_n") == horizon + 1)
-    return complete.select(
-        "underlying",
-        "date",
-        "ts_event",
-        pl.lit("straddle_dh_ret").alias("label"),
-        pl.lit(horizon, pl.Int32).alias("horizon_periods"),
-        (
-            (pl.col("_v1") - pl.col("_v0") + pl.col("_hedge_pnl") - pl.col("_costs"))
-            / pl.col("_v0")
-        ).alias("value"),
-        (pl.col("_costs") / pl.col("_v0")).alias("cost"),
-        "ts_end",
-    )
+
+    def label(name: str, hedge: str) -> pl.DataFrame:
+        return complete.select(
+            "underlying",
+            "date",
+            "ts_event",
+            pl.lit(name).alias("label"),
+            pl.lit(horizon, pl.Int32).alias("horizon_periods"),
+            (
+                (pl.col("_v1") - pl.col("_v0") + pl.col(hedge) - pl.col("_costs")) / pl.col("_v0")
+            ).alias("value"),
+            (pl.col("_costs") / pl.col("_v0")).alias("cost"),
+            "ts_end",
+        )
+
+    bsm = label("straddle_dh_ret", "_hedge_pnl")
+    if surface is None:
+        return bsm
+    complete = complete.filter(pl.col("_mv_missing") == 0)
+    return pl.concat([bsm, label("straddle_mv_ret", "_hedge_mv_pnl")])
 
 
 def labels(
@@ -174,5 +226,5 @@ def labels(
 ) -> pl.DataFrame:
     """Every label at every horizon, ``labels`` table columns (without ts_init/source)."""
     frames = [iv_change_labels(surface, h) for h in horizons]
-    frames += [straddle_labels(analytics, h) for h in horizons]
+    frames += [straddle_labels(analytics, h, surface) for h in horizons]
     return pl.concat(frames, how="vertical_relaxed").sort("underlying", "ts_event", "label")

@@ -1,10 +1,21 @@
-"""Time-series features per underlying: realized volatility, IV rank, changes, VRP.
+"""Time-series features per underlying: realized volatility, IV rank, changes, VRP,
+IV against a HAR-RV forecast, the spot-vol beta, per-underlying z-scores.
 
 Point-in-time: a snapshot at ``ts`` sees only daily bars whose ``ts_init <= ts`` (a
 day's bar is known at its close, so an intraday snapshot uses the bars up to the day
 before) and only earlier snapshots of its own series. Windows count periods:
 trading days for realized volatility, snapshots of the underlying for IV rank and
 changes (one snapshot a day in the daily pipeline).
+
+* ``iv_vs_har_30d``: ln(ATM 30-day IV / the HAR-RV volatility forecast), the forecast
+  ``sqrt(252 * (0.2 RV_1d + 0.3 RV_5d + 0.5 RV_22d))`` from mean squared daily log
+  returns (fixed weights in the shape of Corsi's index estimates, not fitted).
+* ``spot_vol_beta_63``: the slope of the ATM 30-day IV change on the underlying's log
+  return over the trailing 63 snapshots (the smile's spot-vol dynamics; the
+  minimum-variance hedge of ``features.labels`` uses it).
+* ``z63_<name>``: per-underlying z-scores over the trailing 63 snapshots (at least 20)
+  of ln(ATM 30-day IV), ``term_log_7_30``, ``term_log_30_90``, ``front_vs_curve_7d``
+  and ``iv_vs_har_30d``: a level relative to the underlying's own recent history.
 
 Realized volatility, annualized with 252 trading days, on split- and
 dividend-adjusted bars:
@@ -28,6 +39,15 @@ RANGE_WINDOW = 21
 RANK_WINDOW = 252
 CHANGE_PERIODS = (1, 5, 20)
 CHANGED = ("atm_iv_30d", "skew_25d_30d", "term_slope_30_90")
+# HAR-RV (Corsi 2009): the next month's variance from the daily, weekly (5-day) and
+# monthly (22-day) realized variances, with fixed weights in the shape of the
+# published index estimates (not fitted per underlying)
+HAR_WEIGHTS = {1: 0.2, 5: 0.3, 22: 0.5}
+BETA_WINDOW = 63  # snapshots: the spot-vol regression
+Z_WINDOW = 63  # snapshots: per-underlying z-scores
+Z_MIN = 20
+Z_SCORED = ("log_atm_iv_30d", "term_log_7_30", "term_log_30_90", "front_vs_curve_7d",
+            "iv_vs_har_30d")  # fmt: skip
 # the columns with_time_series adds (the others of surface_features are per snapshot)
 TIME_SERIES_COLUMNS: tuple[str, ...] = (
     *(f"rv_cc_{w}d" for w in RV_WINDOWS),
@@ -35,6 +55,9 @@ TIME_SERIES_COLUMNS: tuple[str, ...] = (
     f"rv_garman_klass_{RANGE_WINDOW}d",
     f"rv_yang_zhang_{RANGE_WINDOW}d",
     "vrp_30d",
+    "iv_vs_har_30d",
+    f"spot_vol_beta_{BETA_WINDOW}",
+    *(f"z{Z_WINDOW}_{name}" for name in Z_SCORED),
     "iv_rank_252",
     "iv_percentile_252",
     *(f"{name}_chg_{n}" for name in CHANGED for n in CHANGE_PERIODS),
@@ -75,6 +98,15 @@ def realized_vol(bars: pl.DataFrame) -> pl.DataFrame:
             (rolling_mean(parkinson).sqrt() * annual).alias(f"rv_parkinson_{n}d"),
             (rolling_mean(garman_klass).sqrt() * annual).alias(f"rv_garman_klass_{n}d"),
             (yang_zhang.sqrt() * annual).alias(f"rv_yang_zhang_{n}d"),
+            sum(
+                (
+                    weight * (ret * ret).rolling_mean(w, min_samples=w).over("underlying")
+                    for w, weight in HAR_WEIGHTS.items()
+                ),
+                pl.lit(0.0),
+            )
+            .mul(TRADING_DAYS)
+            .alias("_har_var"),
         )
         .select(
             "underlying",
@@ -83,6 +115,7 @@ def realized_vol(bars: pl.DataFrame) -> pl.DataFrame:
             f"rv_parkinson_{n}d",
             f"rv_garman_klass_{n}d",
             f"rv_yang_zhang_{n}d",
+            "_har_var",
         )
     )
 
@@ -100,7 +133,32 @@ def with_time_series(snapshots: pl.DataFrame, bars: pl.DataFrame) -> pl.DataFram
     lo = iv.rolling_min(RANK_WINDOW, min_samples=20).over("underlying")
     hi = iv.rolling_max(RANK_WINDOW, min_samples=20).over("underlying")
     percentile = iv.rolling_map(_share_at_or_below, RANK_WINDOW, min_samples=20).over("underlying")
-    return joined.with_columns(
+    if "underlying_price" not in joined.columns:  # no spot: no spot-vol beta
+        joined = joined.with_columns(pl.lit(None, pl.Float64).alias("underlying_price"))
+    log_return = (pl.col("underlying_price") / pl.col("underlying_price").shift(1)).log()
+    iv_change = iv - iv.shift(1)
+    moves = joined.with_columns(
+        log_return.over("underlying").alias("_r"),
+        iv_change.over("underlying").alias("_div"),
+        iv.log().alias("log_atm_iv_30d"),
+        (iv.log() - 0.5 * pl.col("_har_var").log()).alias("iv_vs_har_30d"),
+    )
+    absent = [n for n in Z_SCORED if n not in moves.columns]  # a partial frame (tests)
+    moves = moves.with_columns(pl.lit(None, pl.Float64).alias(n) for n in absent)
+    r = pl.col("_r")
+    beta = pl.rolling_cov(r, "_div", window_size=BETA_WINDOW, min_samples=Z_MIN) / r.rolling_var(
+        BETA_WINDOW, min_samples=Z_MIN
+    )
+
+    def z(name: str) -> pl.Expr:
+        x = pl.col(name)
+        mean = x.rolling_mean(Z_WINDOW, min_samples=Z_MIN)
+        sd = x.rolling_std(Z_WINDOW, min_samples=Z_MIN)
+        return pl.when(sd > 0).then((x - mean) / sd).over("underlying").alias(f"z{Z_WINDOW}_{name}")
+
+    return moves.with_columns(
+        beta.over("underlying").alias(f"spot_vol_beta_{BETA_WINDOW}"),
+        *(z(name) for name in Z_SCORED),
         (iv - pl.col("rv_cc_21d")).alias("vrp_30d"),
         pl.when(hi > lo).then((iv - lo) / (hi - lo)).alias("iv_rank_252"),
         percentile.alias("iv_percentile_252"),
@@ -109,6 +167,8 @@ def with_time_series(snapshots: pl.DataFrame, bars: pl.DataFrame) -> pl.DataFram
             for name in CHANGED
             for n in CHANGE_PERIODS
         ),
+    ).drop(
+        "_r", "_div", "_har_var", "log_atm_iv_30d", *(n for n in absent if n != "log_atm_iv_30d")
     )
 
 

@@ -35,7 +35,9 @@ def load_truth(lake: Lake, underlyings: Sequence[str] | None = None) -> pl.DataF
         where = f"WHERE underlying IN ({', '.join('?' for _ in underlyings)})"
         params = list(underlyings)
     try:
-        truth = query(lake, f"SELECT underlying, date, mispricing FROM {TRUTH} {where}", params or None)
+        truth = query(
+            lake, f"SELECT underlying, date, mispricing FROM {TRUTH} {where}", params or None
+        )
     except LakeError:
         return None  # no such table in this lake
     return truth if truth.height else None

@@ -279,6 +279,13 @@ def train(
                 mlflow.log_params({f"lgbm_{k}": v for k, v in params.items()})
                 mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         overall = {f"oos_{k}": v for k, v in result.overall.items()}
+        linear = run_walk_forward(
+            dataset, plan.n_folds, seed=config.seed, short_cost=config.short_cost,
+            first_test_period=plan.first_test_period, min_train_periods=plan.min_train_periods,
+            model="linear",
+        ).overall  # fmt: skip
+        compared = ("ic", "ic_tstat", "sharpe_net", "sharpe_gross")
+        overall |= {f"linear_{k}": linear[k] for k in compared}  # the baseline, same folds
         oracle = oracle_metrics(
             dataset.frame, truth, result.folds, config.horizon, config.short_cost
         )
@@ -318,9 +325,7 @@ def train(
             input_example=example, pip_requirements=PIP_REQUIREMENTS,
         )  # fmt: skip
         version = str(info.registered_model_version)
-        champion_version, test, why = _compare_with_champion(
-            client, name, dataset, result, config
-        )
+        champion_version, test, why = _compare_with_champion(client, name, dataset, result, config)
         alias, reason = decide(test, config, no_champion=champion_version is None, why=why)
         if test is not None:
             mlflow.log_metrics({k: v for k, v in (

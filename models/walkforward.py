@@ -19,12 +19,15 @@ import numpy as np
 import polars as pl
 
 from models.dataset import Dataset
-from models.lgbm import fit_predict
+from models.lgbm import fit_predict, matrix
+from models.linear import choose_alpha, ridge_fit_predict
 from models.metrics import evaluate
 from models.splits import Fold, inner_split, shuffled_kfold, walk_forward
 from models.tuning import tune
 
 Leak = Literal["none", "no_purge", "shuffled_kfold"]
+Model = Literal["lightgbm", "linear"]
+MODELS: tuple[str, ...] = ("lightgbm", "linear")
 LEAKS: tuple[str, ...] = ("none", "no_purge", "shuffled_kfold")
 
 
@@ -63,6 +66,7 @@ def run_walk_forward(
     storage: str | None = None,
     first_test_period: int | None = None,
     min_train_periods: int = 20,
+    model: Model = "lightgbm",
 ) -> WalkForwardResult:
     """Outer walk-forward folds. With ``trials`` > 0 each fold's parameters (and number
     of rounds) are tuned by Optuna inside its own training window (``models.tuning``,
@@ -71,11 +75,15 @@ def run_walk_forward(
     tests using it have teeth: "no_purge" walks forward without purge or embargo;
     "shuffled_kfold" tests each of ``n_folds`` shuffled snapshot folds with a model
     trained on all the others (``models.splits.shuffled_kfold``). ``first_test_period``
-    places the first test window (``models.splits.plan_folds``); default: mid-way."""
+    places the first test window (``models.splits.plan_folds``); default: mid-way.
+    ``model="linear"``: the ridge baseline (``models.linear``) instead of LightGBM,
+    its penalty chosen inside each training window (``trials`` ignored)."""
     frame = dataset.frame
     if "cost" not in frame.columns:  # a label that is not a traded return
         frame = frame.with_columns(pl.lit(0.0).alias("cost"))
     horizon = dataset.horizon
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}, not {model!r}")
     if leak not in LEAKS:
         raise ValueError(f"leak must be one of {', '.join(LEAKS)}, not {leak!r}")
     # leaky variants pretend labels are known at once: nothing to purge inside training
@@ -90,20 +98,28 @@ def run_walk_forward(
     features = dataset.features
     y = fit_target(frame)
     parts, fold_metrics, fold_params = [], [], []
+    x_all = matrix(features) if model == "linear" else None
     for fold in folds:
         chosen, fold_rounds = dict(params or {}), rounds
-        if trials > 0:
+        if x_all is not None:
+            fit, validation = inner_split(frame["t"], t_end, fold.train, horizon=horizon)
+            alpha = choose_alpha(x_all, y, fit, validation)
+            fold_params.append({"alpha": alpha})
+            train_x, test_x = x_all[fold.train], x_all[fold.test]
+            prediction = ridge_fit_predict(train_x, y[fold.train], test_x, alpha)
+        elif trials > 0:
             fit, validation = inner_split(frame["t"], t_end, fold.train, horizon=horizon)
             tuned = tune(features, y, fit, validation, trials=trials, timeout=timeout,
                          seed=seed, num_threads=num_threads, storage=storage,
                          study_name=f"fold-{fold.index}")  # fmt: skip
             fold_rounds = int(tuned.params.pop("rounds"))
             chosen.update(tuned.params)
-        fold_params.append({**chosen, "rounds": fold_rounds})
-        prediction = fit_predict(
-            features[fold.train], y[fold.train], features[fold.test],
-            chosen, fold_rounds, seed, num_threads,
-        )  # fmt: skip
+        if x_all is None:
+            fold_params.append({**chosen, "rounds": fold_rounds})
+            prediction = fit_predict(
+                features[fold.train], y[fold.train], features[fold.test],
+                chosen, fold_rounds, seed, num_threads,
+            )  # fmt: skip
         part = (
             frame[fold.test]
             .select("underlying", "t", "y", "cost")

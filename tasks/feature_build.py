@@ -70,7 +70,7 @@ def _days(lake: Lake, table: str, underlying: str) -> list[date]:
 
 # Bump when the feature code's output changes: every day's fingerprint changes with it,
 # so the next incremental build rebuilds everything.
-FEATURE_CODE_VERSION = 2
+FEATURE_CODE_VERSION = 3
 BUILD_RECORDS = "_builds"
 
 

@@ -165,6 +165,18 @@ class TradingClock:
         session = (ts_s - self.opens_s[i]) / REGULAR_SESSION_SECONDS
         return before + (OVERNIGHT_SHARE + (1 - OVERNIGHT_SHARE) * session) / TRADING_DAYS
 
+    def at(self, ts_s: np.ndarray) -> np.ndarray:
+        """``now`` of many times at once (Unix seconds)."""
+        ts = np.asarray(ts_s, dtype=float)
+        i = np.searchsorted(self.closes_s, ts, side="left")
+        inside = i < len(self.closes_s)
+        k = np.minimum(i, len(self.closes_s) - 1)
+        before = np.where(i > 0, self.at_close[np.maximum(i - 1, 0)], 0.0)
+        session = (ts - self.opens_s[k]) / REGULAR_SESSION_SECONDS
+        during = before + (OVERNIGHT_SHARE + (1 - OVERNIGHT_SHARE) * session) / TRADING_DAYS
+        value = np.where(inside & (ts >= self.opens_s[k]), during, before)
+        return np.where(inside, value, self.at_close[-1])
+
     def years_until(self, ts_s: float, settle_s: np.ndarray) -> np.ndarray:
         """Trading years from ``ts_s`` to each settlement (a session close)."""
         k = np.searchsorted(self.closes_s, settle_s, side="left")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime
 
+import numpy as np
 import polars as pl
 import pytest
 from py_vollib.black_scholes_merton import black_scholes_merton
@@ -12,6 +13,7 @@ from py_vollib.black_scholes_merton.implied_volatility import implied_volatility
 
 from data_lake.calendar import exchange_calendar
 from data_lake.schemas import OPTION_QUOTES
+from data_lake.sources.synthetic_market import TradingClock
 from features.chain import constant_rates, option_analytics
 from features.surface import surface_features
 
@@ -129,13 +131,18 @@ def test_am_settled_contracts_stop_a_session_early() -> None:
 
 
 def test_flat_surface_gives_its_vol_at_every_tenor_and_no_skew() -> None:
+    """Flat in calendar IV: the tenors come out within 2% of it (interpolation runs in
+    trading time, where a calendar-flat surface is not quite flat), the 7-day one,
+    before the first expiry, exactly; no skew or curvature."""
     quotes = chain(lambda k, t: 0.25, EXPIRIES, STRIKES)
     row = surface_features(analytics_of(quotes)).row(0, named=True)
-    for tenor in (7, 30, 60, 90):
-        assert row[f"atm_iv_{tenor}d"] == pytest.approx(0.25, abs=1e-8)
+    assert row["atm_iv_7d"] == pytest.approx(0.25, abs=1e-8)
+    for tenor in (30, 60, 90):
+        assert row[f"atm_iv_{tenor}d"] == pytest.approx(0.25, rel=0.02)
     assert row["skew_25d_30d"] == pytest.approx(0.0, abs=1e-8)
-    assert row["curvature_25d_30d"] == pytest.approx(0.0, abs=1e-8)
-    assert row["term_slope_30_90"] == pytest.approx(0.0, abs=1e-8)
+    assert row["curvature_25d_30d"] == pytest.approx(0.0, abs=0.01)
+    assert row["term_slope_30_90"] == pytest.approx(0.0, abs=0.01)
+    assert row["day_of_week"] == CLOSE.weekday()
     assert row["put_call_volume_ratio"] == pytest.approx(2.0)
     assert row["put_call_oi_ratio"] == pytest.approx(1.0)
 
@@ -147,8 +154,16 @@ def test_tenors_interpolate_in_total_variance_and_hold_flat_outside() -> None:
     row = surface_features(analytics_of(quotes)).row(0, named=True)
     t1, t2 = years_to(EXPIRIES[0]), years_to(EXPIRIES[1])
     tenor = 30 / 365
-    w = 0.30**2 * t1 + (tenor - t1) / (t2 - t1) * (0.20**2 * t2 - 0.30**2 * t1)
+    # total variance linear in trading time: the sessions' clock, weekends carry none
+    clock = TradingClock.of(exchange_calendar())
+    now = CLOSE.timestamp()
+    tau1, tau2, tau = (float(clock.at(np.array([now + x * 365 * 86400]))[0] - clock.now(now))
+                       for x in (t1, t2, tenor))  # fmt: skip
+    w = 0.30**2 * t1 + (tau - tau1) / (tau2 - tau1) * (0.20**2 * t2 - 0.30**2 * t1)
     assert row["atm_iv_30d"] == pytest.approx(math.sqrt(w / tenor), abs=1e-7)
+    # in calendar time it would be another number: the test tells the two apart
+    w_calendar = 0.30**2 * t1 + (tenor - t1) / (t2 - t1) * (0.20**2 * t2 - 0.30**2 * t1)
+    assert abs(math.sqrt(w_calendar / tenor) - row["atm_iv_30d"]) > 1e-4
     assert row["atm_iv_7d"] == pytest.approx(0.30, abs=1e-7)  # before the first expiry
     t3 = years_to(EXPIRIES[2])
     assert t3 * 365 < 120  # 90 days is inside; beyond the last expiry IV is held flat

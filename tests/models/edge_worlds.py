@@ -8,7 +8,7 @@ from pathlib import Path
 
 from data_lake.ingest import chunked, write_batches
 from data_lake.lake import Lake
-from data_lake.sources.synthetic import SyntheticConfig, generate
+from data_lake.sources.synthetic import DEFAULT_UNIVERSE, SyntheticConfig, generate
 from tasks.feature_build import FeatureInputs, build_underlying
 
 UNDERLYINGS = ("SPY", "QQQ", "IWM", "DIA")
@@ -29,5 +29,9 @@ def build_world(root: Path, signal: str) -> Path:
     for underlying in UNDERLYINGS:
         for chunk in chunked(generate(underlying, START, END, config), 20):
             write_batches(lake, chunk)
-        build_underlying(lake, underlying, FeatureInputs("PCREDIT8", 0.04, 1, 0.01, (1, 5)))
+        # the generator's own dividend yield (0.006 QQQ .. 0.018 DIA), as a user's
+        # dividend table would give it, not one yield for all
+        dividend_yield = DEFAULT_UNIVERSE[underlying].dividend_yield
+        inputs = FeatureInputs("PCREDIT8", 0.04, 1, dividend_yield, (1, 5))
+        build_underlying(lake, underlying, inputs)
     return lake.root

@@ -34,6 +34,7 @@ import pytest
 
 from data_lake.lake import Lake
 from models.dataset import Dataset, load_dataset
+from models.oracle import efficiency, load_truth, oracle_metrics
 from models.walkforward import run_walk_forward
 from tests.models.edge_worlds import UNDERLYINGS, build_world
 
@@ -80,6 +81,8 @@ def _indistinguishable_from_zero(overall: dict[str, float]) -> None:
 def test_no_signal_gives_no_edge(worlds: dict[str, Lake], horizon: int) -> None:
     result = run_walk_forward(_data(worlds["none"], horizon), FOLDS)
     _indistinguishable_from_zero(result.overall)
+    linear = run_walk_forward(_data(worlds["none"], horizon), FOLDS, model="linear")
+    _indistinguishable_from_zero(linear.overall)  # the baseline invents nothing either
     assert result.overall["n"] > 0.4 * 752 * len(UNDERLYINGS)  # half the history is OOS
 
 
@@ -90,11 +93,20 @@ def test_tuning_does_not_invent_an_edge(worlds: dict[str, Lake]) -> None:
 
 
 def test_planted_signal_is_found(worlds: dict[str, Lake]) -> None:
-    result = run_walk_forward(_data(worlds["planted"], 5), FOLDS)
-    described = _describe(result.overall)
+    """Found, and measured against the oracle (the label fitted on the generator's own
+    mispricing on the same folds): the ceiling on this market."""
+    data = _data(worlds["planted"], 5)
+    result = run_walk_forward(data, FOLDS)
+    oracle = oracle_metrics(data.frame, load_truth(worlds["planted"]), result.folds, 5)
+    assert oracle is not None and oracle["n"] == result.overall["n"]
+    share = efficiency(result.overall["ic"], oracle["ic"])
+    described = f"{_describe(result.overall)}; oracle IC {oracle['ic']:.3f}, share {share:.2f}"
+    assert oracle["ic_tstat"] > ONE_SIDED_1PCT, described
     assert result.overall["ic"] > 0.05, described
     assert result.overall["ic_tstat"] > ONE_SIDED_1PCT, described
     assert result.overall["sharpe_gross_tstat"] > ONE_SIDED_1PCT, described
+    assert 0.5 < share < 1.2, described  # most of the findable edge, and no more than noise
+    assert load_truth(worlds["none"]) is None  # no signal: nothing planted, no oracle
 
 
 def test_the_leaky_variant_inflates_the_no_signal_result(worlds: dict[str, Lake]) -> None:
