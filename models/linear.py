@@ -19,10 +19,17 @@ ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0)
 
 
 def _standardize(x: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    mean = np.nanmean(reference, axis=0)
-    sd = np.nanstd(reference, axis=0)
-    mean = np.where(np.isfinite(mean), mean, 0.0)
-    sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+    """``x`` standardized with ``reference``'s column means and deviations (a column
+    with no values there, e.g. a z-score on a short history, becomes all zeros)."""
+    finite = np.isfinite(reference)
+    count = finite.sum(axis=0)
+    values = np.where(finite, reference, 0.0)
+    safe = np.maximum(count, 1)
+    mean = values.sum(axis=0) / safe
+    spread = np.where(finite, reference - mean, 0.0)
+    sd = np.sqrt((spread * spread).sum(axis=0) / safe)
+    mean = np.where(count > 0, mean, 0.0)
+    sd = np.where((count > 0) & (sd > 0), sd, 1.0)
     z = (x - mean) / sd
     return np.where(np.isfinite(z), z, 0.0)
 
