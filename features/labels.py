@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import polars as pl
 
+from features.timeseries import SPOT_VOL_BETA
+
 HORIZONS = (1, 5)  # snapshots ahead
-BETA = "spot_vol_beta_63"  # features.timeseries: the IV change per log return
+BETA = SPOT_VOL_BETA  # the ATM IV change per log return (features.timeseries)
 TARGET_DTE_DAYS = 30.0
 SPREAD_COST_SHARE = 0.5  # pay half the quoted spread to enter, half to exit
 

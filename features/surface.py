@@ -36,14 +36,13 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from data_lake.calendar import exchange_calendar
+from data_lake.calendar import EXCHANGE_TZ, exchange_calendar
 from data_lake.sources.synthetic_market import TradingClock
 
 TENORS_DAYS = (7, 30, 60, 90)
 MIN_DTE_DAYS = 2.0
 KEYS = ["underlying", "ts_event"]
 YEAR_SECONDS = 365.0 * 86400
-NEW_YORK = "America/New_York"
 CURVE_DAYS = (30, 60, 90)  # the part of the curve the front's fair value is drawn from
 FRONT_DAYS = 7
 
@@ -198,7 +197,7 @@ def surface_features(analytics: pl.DataFrame) -> pl.DataFrame:
             (pl.col("atm_iv_90d") / pl.col("atm_iv_30d")).log().alias("term_log_30_90"),
             _front_vs_curve().alias("front_vs_curve_7d"),
             pl.col("ts_event")
-            .dt.convert_time_zone(NEW_YORK)
+            .dt.convert_time_zone(EXCHANGE_TZ.key)
             .dt.weekday()  # ISO: 1 Monday
             .sub(1)
             .cast(pl.Float64)

@@ -44,6 +44,7 @@ CHANGED = ("atm_iv_30d", "skew_25d_30d", "term_slope_30_90")
 # published index estimates (not fitted per underlying)
 HAR_WEIGHTS = {1: 0.2, 5: 0.3, 22: 0.5}
 BETA_WINDOW = 63  # snapshots: the spot-vol regression
+SPOT_VOL_BETA = f"spot_vol_beta_{BETA_WINDOW}"
 Z_WINDOW = 63  # snapshots: per-underlying z-scores
 Z_MIN = 20
 Z_SCORED = ("log_atm_iv_30d", "term_log_7_30", "term_log_30_90", "front_vs_curve_7d",
@@ -56,7 +57,7 @@ TIME_SERIES_COLUMNS: tuple[str, ...] = (
     f"rv_yang_zhang_{RANGE_WINDOW}d",
     "vrp_30d",
     "iv_vs_har_30d",
-    f"spot_vol_beta_{BETA_WINDOW}",
+    SPOT_VOL_BETA,
     *(f"z{Z_WINDOW}_{name}" for name in Z_SCORED),
     "iv_rank_252",
     "iv_percentile_252",
@@ -157,7 +158,7 @@ def with_time_series(snapshots: pl.DataFrame, bars: pl.DataFrame) -> pl.DataFram
         return pl.when(sd > 0).then((x - mean) / sd).over("underlying").alias(f"z{Z_WINDOW}_{name}")
 
     return moves.with_columns(
-        beta.over("underlying").alias(f"spot_vol_beta_{BETA_WINDOW}"),
+        beta.over("underlying").alias(SPOT_VOL_BETA),
         *(z(name) for name in Z_SCORED),
         (iv - pl.col("rv_cc_21d")).alias("vrp_30d"),
         pl.when(hi > lo).then((iv - lo) / (hi - lo)).alias("iv_rank_252"),
@@ -167,9 +168,7 @@ def with_time_series(snapshots: pl.DataFrame, bars: pl.DataFrame) -> pl.DataFram
             for name in CHANGED
             for n in CHANGE_PERIODS
         ),
-    ).drop(
-        "_r", "_div", "_har_var", "log_atm_iv_30d", *(n for n in absent if n != "log_atm_iv_30d")
-    )
+    ).drop("_r", "_div", "_har_var", "log_atm_iv_30d", *absent)
 
 
 def _share_at_or_below(window: pl.Series) -> float | None:

@@ -13,25 +13,37 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.metrics import pearson
+
 # the ridge penalty as a multiple of the training rows (standardized features make the
 # Gram matrix about n times the correlation matrix): from almost OLS to heavy shrinkage
 ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0)
 
 
-def _standardize(x: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """``x`` standardized with ``reference``'s column means and deviations (a column
-    with no values there, e.g. a z-score on a short history, becomes all zeros)."""
+def _scaler(reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and deviations of ``reference``'s finite values (a column with none,
+    e.g. a z-score on a short history, gets 0 and 1: it standardizes to all zeros)."""
     finite = np.isfinite(reference)
     count = finite.sum(axis=0)
-    values = np.where(finite, reference, 0.0)
     safe = np.maximum(count, 1)
-    mean = values.sum(axis=0) / safe
+    mean = np.where(finite, reference, 0.0).sum(axis=0) / safe
     spread = np.where(finite, reference - mean, 0.0)
     sd = np.sqrt((spread * spread).sum(axis=0) / safe)
-    mean = np.where(count > 0, mean, 0.0)
-    sd = np.where((count > 0) & (sd > 0), sd, 1.0)
-    z = (x - mean) / sd
+    return np.where(count > 0, mean, 0.0), np.where((count > 0) & (sd > 0), sd, 1.0)
+
+
+def _standardized(x: np.ndarray, scale: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    z = (x - scale[0]) / scale[1]
     return np.where(np.isfinite(z), z, 0.0)
+
+
+def _ridge(
+    z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, alpha: float
+) -> np.ndarray:
+    mean_y = float(np.mean(y_train))
+    gram = z_train.T @ z_train + alpha * len(z_train) * np.eye(z_train.shape[1])
+    coef = np.linalg.solve(gram, z_train.T @ (y_train - mean_y))
+    return np.asarray(mean_y + z_test @ coef)
 
 
 def ridge_fit_predict(
@@ -39,23 +51,13 @@ def ridge_fit_predict(
 ) -> np.ndarray:
     """Ridge (intercept unpenalized, penalty ``alpha`` times the training rows) fitted on
     standardized training features."""
-    z_train, z_test = _standardize(x_train, x_train), _standardize(x_test, x_train)
-    mean_y = float(np.mean(y_train))
-    gram = z_train.T @ z_train + alpha * len(z_train) * np.eye(z_train.shape[1])
-    coef = np.linalg.solve(gram, z_train.T @ (y_train - mean_y))
-    return np.asarray(mean_y + z_test @ coef)
-
-
-def _ic(a: np.ndarray, b: np.ndarray) -> float:
-    if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
-        return -np.inf
-    return float(np.corrcoef(a, b)[0, 1])
+    scale = _scaler(x_train)
+    return _ridge(_standardized(x_train, scale), y_train, _standardized(x_test, scale), alpha)
 
 
 def choose_alpha(x: np.ndarray, y: np.ndarray, fit: np.ndarray, validation: np.ndarray) -> float:
-    """The penalty in ``ALPHAS`` with the best validation IC."""
-    scores = []
-    for alpha in ALPHAS:
-        predicted = ridge_fit_predict(x[fit], y[fit], x[validation], alpha)
-        scores.append(_ic(predicted, y[validation]))
-    return ALPHAS[int(np.argmax(scores))]
+    """The penalty in ``ALPHAS`` with the best validation IC (standardized once)."""
+    scale = _scaler(x[fit])
+    z_fit, z_val = _standardized(x[fit], scale), _standardized(x[validation], scale)
+    scores = [pearson(_ridge(z_fit, y[fit], z_val, alpha), y[validation]) for alpha in ALPHAS]
+    return ALPHAS[int(np.argmax(np.nan_to_num(scores, nan=-np.inf)))]

@@ -58,7 +58,7 @@ MIN_CROSS_SECTION = 3  # underlyings a snapshot needs for a cross-sectional corr
 YEAR_SECONDS = 365.25 * 86400
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
     if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
         return float("nan")
     return float(np.corrcoef(a, b)[0, 1])
@@ -93,21 +93,23 @@ def periods_per_year(t: pl.Series) -> float:
     return (times.len() - 1) / (span / YEAR_SECONDS) if span > 0 else PERIODS_PER_YEAR
 
 
-def information_coefficients(frame: pl.DataFrame) -> tuple[float, float]:
+def information_coefficients(
+    frame: pl.DataFrame, d: pl.DataFrame | None = None
+) -> tuple[float, float]:
     """(IC, rank IC) of the prediction against the gross label, both demeaned within
-    underlying x fold."""
-    d = demeaned(frame)
+    underlying x fold (``d``: ``demeaned(frame)`` where the caller has it)."""
+    d = demeaned(frame) if d is None else d
     ranks = d.select(pl.col("_p").rank(), pl.col("_y").rank())
     return (
-        _pearson(d["_p"].to_numpy(), d["_y"].to_numpy()),
-        _pearson(ranks["_p"].to_numpy(), ranks["_y"].to_numpy()),
+        pearson(d["_p"].to_numpy(), d["_y"].to_numpy()),
+        pearson(ranks["_p"].to_numpy(), ranks["_y"].to_numpy()),
     )
 
 
 def pooled_ic(frame: pl.DataFrame) -> float:
     """The raw correlation over every row (level and timing mixed)."""
     y = frame.select(_gross(frame)).to_series().to_numpy()
-    return _pearson(frame["prediction"].to_numpy(), y)
+    return pearson(frame["prediction"].to_numpy(), y)
 
 
 def newey_west_variance(series: np.ndarray, lags: int) -> float:
@@ -132,11 +134,11 @@ def mean_tstat(series: np.ndarray, lags: int) -> float:
     return float(np.mean(series)) / math.sqrt(variance / n)
 
 
-def ic_tstat(frame: pl.DataFrame, horizon: int) -> float:
+def ic_tstat(frame: pl.DataFrame, horizon: int, d: pl.DataFrame | None = None) -> float:
     """t statistic of the (demeaned) IC, dependence between snapshots allowed for."""
     if frame.height < 3:
         return float("nan")
-    d = demeaned(frame)
+    d = demeaned(frame) if d is None else d
     p, y = pl.col("_p"), pl.col("_y")
     z = d.select("t", ((p / p.std(ddof=0)) * (y / y.std(ddof=0))).alias("_u"))
     u = z.group_by("t").agg(pl.col("_u").sum()).sort("t")["_u"].to_numpy()
@@ -205,17 +207,17 @@ def max_drawdown(returns: pl.Series) -> float:
 def evaluate(frame: pl.DataFrame, horizon: int, short_cost: float = 0.0) -> dict[str, float]:
     """Every metric for rows with ``t``, ``y``, ``prediction`` (and ``cost``, else 0;
     ``underlying`` and ``fold`` where the rows have them)."""
-    ic, rank_ic = information_coefficients(frame)
+    d = demeaned(frame)
+    ic, rank_ic = information_coefficients(frame, d)
     cs_ic, cs_t, cs_n = cross_sectional_ic(frame, horizon)
     net = strategy_returns(frame, horizon, short_cost)
     gross = strategy_returns(frame, horizon, gross=True)
     lags = LAGS_PER_HORIZON * horizon
     periods = periods_per_year(frame["t"])
-    d = demeaned(frame)
     hits = d.select((pl.col("_p").sign() == pl.col("_y").sign()).mean()).item()
     return {
         "ic": ic,
-        "ic_tstat": ic_tstat(frame, horizon),
+        "ic_tstat": ic_tstat(frame, horizon, d),
         "rank_ic": rank_ic,
         "ic_pooled": pooled_ic(frame),
         "ic_cross_section": cs_ic,

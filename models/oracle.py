@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from data_lake.calendar import EXCHANGE_TZ
 from data_lake.catalog import query
 from data_lake.errors import LakeError
 from data_lake.lake import Lake
@@ -24,7 +25,6 @@ from models.metrics import evaluate
 from models.splits import Fold
 
 TRUTH = "synthetic_truth"
-NEW_YORK = "America/New_York"
 
 
 def load_truth(lake: Lake, underlyings: Sequence[str] | None = None) -> pl.DataFrame | None:
@@ -46,7 +46,7 @@ def load_truth(lake: Lake, underlyings: Sequence[str] | None = None) -> pl.DataF
 def with_truth(frame: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
     """``frame`` (rows with ``underlying`` and ``t``) with the day's ``mispricing`` (the
     planted value is constant through a session; null where the day has none)."""
-    day = pl.col("t").dt.convert_time_zone(NEW_YORK).dt.date().alias("date")
+    day = pl.col("t").dt.convert_time_zone(EXCHANGE_TZ.key).dt.date().alias("date")
     keyed = frame.with_columns(day)
     return keyed.join(truth, on=["underlying", "date"], how="left").drop("date")
 
