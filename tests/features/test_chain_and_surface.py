@@ -167,6 +167,14 @@ def test_tenors_interpolate_in_total_variance_and_hold_flat_outside() -> None:
     assert row["atm_iv_7d"] == pytest.approx(0.30, abs=1e-7)  # before the first expiry
     t3 = years_to(EXPIRIES[2])
     assert t3 * 365 < 120  # 90 days is inside; beyond the last expiry IV is held flat
+    # the desk's term-structure columns, from the tenors
+    logs = {d: math.log(row[f"atm_iv_{d}d"]) for d in (7, 30, 60, 90)}
+    assert row["term_log_7_30"] == pytest.approx(logs[7] - logs[30], abs=1e-12)
+    assert row["term_log_30_90"] == pytest.approx(logs[90] - logs[30], abs=1e-12)
+    assert row["term_spread_7_30"] == pytest.approx(row["atm_iv_7d"] - row["atm_iv_30d"])
+    slope, intercept = np.polyfit([30, 60, 90], [logs[30], logs[60], logs[90]], 1)
+    fair = intercept + 7 * slope  # the line through the rest of the curve, at 7 days
+    assert row["front_vs_curve_7d"] == pytest.approx(logs[7] - fair, abs=1e-12)
 
 
 def test_skewed_surface_has_positive_put_skew() -> None:

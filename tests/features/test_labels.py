@@ -397,3 +397,38 @@ def test_a_label_changes_only_with_data_up_to_its_end(seed: int, n: int, cut_at:
     )
     assert known_by(past, cut).equals(known_by(reference, cut))
     assert past.filter(pl.col("ts_end") > cut).height == 0
+
+
+# --- straddle_mv_ret ---------------------------------------------------------------------------
+
+
+def test_the_minimum_variance_hedge_adds_vega_times_the_fixed_strike_beta() -> None:
+    """The worked example with vegas (call 0.12, put 0.11 per vol point) and a spot-vol
+    beta of -0.5: the hedge holds the BSM delta plus vega * 100 * beta / S."""
+    frame = worked_example().with_columns(
+        pl.when(pl.col("right") == "C").then(0.12).otherwise(0.11).alias("vega_per_vol_point")
+    )
+
+    def surface(beta: float | None, skew: float) -> pl.DataFrame:
+        return pl.DataFrame({
+            "underlying": "SPY", "ts_event": TS, "spot_vol_beta_63": [beta] * 4,
+            "skew_25d_30d": skew, "atm_iv_30d": 0.2,
+        }, schema_overrides={"ts_event": SURFACE_FEATURES.schema["ts_event"],
+                             "spot_vol_beta_63": pl.Float64})  # fmt: skip
+
+    flat = straddle_labels(frame, 2, surface(-0.5, 0.0))
+    # smile term: 0.23 * 100 * -0.5 / S = -11.5 / S: -0.115 at t0 (S 100), -11.5/102 at t1
+    #   t0 -> t1: -(0.10 - 0.115) * 2 = +0.03; t1 -> t2: -(0.24 - 11.5/102) * -3
+    hedge = 0.03 + (0.24 - 11.5 / 102) * 3
+    expected = (7.10 - 7.50 + hedge - 0.445) / 7.50
+    assert value_at(flat, TS[0], "straddle_mv_ret") == pytest.approx(expected, rel=1e-12)
+    assert value_at(flat, TS[0]) == pytest.approx(-0.325 / 7.50, rel=1e-12)  # BSM unchanged
+    # a put skew: a fixed strike's IV falls less than the ATM IV as spot rises
+    skewed = straddle_labels(frame, 2, surface(-0.5, 0.04))
+    slope = -0.04 / (2 * 0.674 * 0.2 * math.sqrt(30 / 365))
+    smile = [0.23 * 100 * (-0.5 - slope) / s for s in (100.0, 102.0)]
+    hedge = -(0.10 + smile[0]) * 2 - (0.24 + smile[1]) * -3
+    got = value_at(skewed, TS[0], "straddle_mv_ret")
+    assert got == pytest.approx((7.10 - 7.50 + hedge - 0.445) / 7.50, rel=1e-12)
+    # no beta yet (the regression's first snapshots): no minimum-variance label
+    assert value_at(straddle_labels(frame, 2, surface(None, 0.0)), TS[0], "straddle_mv_ret") is None

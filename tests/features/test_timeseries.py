@@ -411,3 +411,47 @@ def test_rows_up_to_a_cut_ignore_everything_after_it(
     assert as_of(past, cut).equals(reference)
     assert as_of(future, cut).equals(reference)
     assert past.height == reference.height
+
+
+def test_har_beta_and_z_scores_equal_an_oracle_loop() -> None:
+    """``iv_vs_har_30d``, ``spot_vol_beta_63`` and the z-scores, one window at a time
+    from their definitions."""
+    n = 120
+    rng = np.random.default_rng(22)
+    days = sessions(n)
+    ohlc = random_ohlc(n, seed=5)
+    spot = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    iv = 0.2 - 0.5 * np.concatenate([[0.0], np.diff(np.log(spot))]).cumsum() * 0.1
+    iv = iv + rng.normal(0, 0.003, n)
+    values: dict[str, list[float | None]] = {
+        "atm_iv_30d": iv.tolist(), "underlying_price": spot.tolist(),
+        "term_log_7_30": rng.normal(0, 0.05, n).tolist(),
+        **{c: rng.normal(0.02, 0.005, n).tolist() for c in ("skew_25d_30d", "term_slope_30_90")},
+    }  # fmt: skip
+    snaps = snapshots_frame("SPY", [at(d, CLOSE) for d in days], values)
+    out = with_time_series(snaps, bars_frame("SPY", days, ohlc))
+    # HAR: 252 * (0.2 r_t^2 + 0.3 mean_5 r^2 + 0.5 mean_22 r^2) of the bars' log returns
+    ret = np.concatenate([[np.nan], np.diff(np.log(ohlc["close"]))])
+    har: list[float | None] = []
+    for i in range(n):
+        means = [np.mean(ret[i - w + 1 : i + 1] ** 2) if i >= w else np.nan for w in (1, 5, 22)]
+        var = 252 * (0.2 * means[0] + 0.3 * means[1] + 0.5 * means[2])
+        har.append(math.log(iv[i]) - 0.5 * math.log(var) if np.isfinite(var) else None)
+    assert_series_close(out["iv_vs_har_30d"], har, rel=1e-9)
+    # beta: cov(d iv, log return) / var(log return) over the trailing 63 (from 20)
+    r = np.concatenate([[np.nan], np.diff(np.log(spot))])
+    div = np.concatenate([[np.nan], np.diff(iv)])
+    full = list(range(63, n))  # windows of 63 whole returns
+    windows = [slice(i - 62, i + 1) for i in full]
+    betas = [float(np.cov(r[w], div[w])[0, 1] / np.var(r[w], ddof=1)) for w in windows]
+    got = out["spot_vol_beta_63"].gather(full)
+    assert_series_close(got, betas, rel=1e-9)
+    assert all(b is not None and b < 0 for b in got.to_list())  # IV falls as spot rises
+    # z-score of the term log ratio over the trailing 63 (from 20)
+    x = np.array(values["term_log_7_30"], dtype=float)
+    z: list[float | None] = []
+    for i in range(n):
+        w = x[max(0, i - 62) : i + 1]
+        z.append(float((x[i] - w.mean()) / w.std(ddof=1)) if len(w) >= 20 else None)
+    assert_series_close(out["z63_term_log_7_30"], z, rel=1e-9)
+    assert out["z63_front_vs_curve_7d"].is_null().all()  # its input is absent here
