@@ -26,48 +26,28 @@ import argparse
 import multiprocessing
 import sys
 import tempfile
-import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_lake.ingest import chunked, write_batches
+from benchmarks.markets import Market
+from benchmarks.markets import build as build_market
 from data_lake.lake import Lake
-from data_lake.sources.synthetic import DEFAULT_UNIVERSE, SyntheticConfig, generate
 from models.dataset import load_dataset
 from models.oracle import efficiency, load_truth, oracle_metrics
 from models.walkforward import LEAKS, run_walk_forward
-from tasks.feature_build import FeatureInputs, build_underlying
 
 LABELS = (("straddle_dh_ret", 5), ("straddle_mv_ret", 5), ("straddle_dh_ret", 1))
 
 
 def build(root: Path, signal: str, args: argparse.Namespace) -> tuple[Path, float]:
-    started = time.perf_counter()
-    config = SyntheticConfig(
-        seed=args.seed,
-        signal=signal,  # type: ignore[arg-type]
-        variance_risk_premium=args.vrp,
-        planted_sd=args.planted_sd,
-        strikes_per_sd=3.0,
-        expiry_months=4,
-    )
-    market = (args.underlyings, args.start, args.end, args.vrp, args.planted_sd, args.seed)
-    name = "-".join(map(str, (signal, *market)))
-    lake = Lake(root / name, durable=False)
-    done = lake.root / "_built"
-    if done.exists():
-        return lake.root, 0.0
-    for underlying in args.underlyings.split(","):
-        for chunk in chunked(generate(underlying, args.start, args.end, config), 20):
-            write_batches(lake, chunk)
-        dividend_yield = DEFAULT_UNIVERSE[underlying].dividend_yield
-        inputs = FeatureInputs("PCREDIT8", 0.04, 1, dividend_yield, (1, 5))
-        build_underlying(lake, underlying, inputs)
-    done.write_text("built\n")
-    return lake.root, time.perf_counter() - started
+    market = Market(
+        tuple(args.underlyings.split(",")), args.start, args.end, signal, args.vrp, args.seed,
+        args.planted_sd,
+    )  # fmt: skip
+    return build_market(root, market)
 
 
 def main() -> None:
