@@ -5,15 +5,18 @@ and how much of the findable edge (the oracle's IC) it reaches.
 Run::
 
     python benchmarks/power_study.py [--sizes 2x4,4x3,8x4] [--seeds 10] [--vrp 0,default]
-        [--trials 0,8] [--label straddle_dh_ret] [--horizon 5] [--workers 2]
+        [--variants default,shallow,linear,tuned8] [--label straddle_dh_ret] [--horizon 5]
+        [--workers 2]
         [--cache DIR] [--json FILE]
 
 For every size (underlyings x years, to 2023-12-29), seed, signal (``planted`` and
 ``none``) and variance risk premium (``0``: options priced fair; ``default``: each
 underlying's own, 0.3), a synthetic market is built with its features (kept under
 ``--cache``: a rerun builds only what is missing) and the label is walked forward
-over 5 outer folds, untuned (``--trials 0``) and tuned (Optuna inside each training
-window). On planted markets the oracle (the label fitted on the generator's own
+over 5 outer folds by each variant: ``default`` (LightGBM with the default
+parameters), ``shallow`` (``SHALLOW``: small trees, large leaves, strong L2, for weak
+signals), ``linear`` (the ridge baseline) and ``tunedN`` (Optuna, N trials inside each
+training window). On planted markets the oracle (the label fitted on the generator's own
 mispricing, same folds) stands beside the model. Per group it prints:
 
 * ``found``: seeds where the planted edge is found (one-sided 1%: IC t > 2.33);
@@ -49,25 +52,41 @@ from models.oracle import load_truth, oracle_metrics
 from models.walkforward import run_walk_forward
 
 FOUND_T, FALSE_T = 2.33, 2.58
+SHALLOW: dict[str, Any] = {
+    "learning_rate": 0.02, "num_leaves": 4, "max_depth": 2, "min_data_in_leaf": 100,
+    "feature_fraction": 0.5, "lambda_l2": 10.0,
+}  # fmt: skip
+
+
+def walk(dataset: Any, variant: str) -> Any:
+    if variant == "default":
+        return run_walk_forward(dataset, 5)
+    if variant == "shallow":
+        return run_walk_forward(dataset, 5, params=SHALLOW)
+    if variant == "linear":
+        return run_walk_forward(dataset, 5, model="linear")
+    if variant.startswith("tuned"):
+        return run_walk_forward(dataset, 5, trials=int(variant.removeprefix("tuned")))
+    raise SystemExit(f"unknown variant {variant!r}: default, shallow, linear or tunedN")
 
 
 def evaluate_market(
-    cache: Path, market: Market, label: str, horizon: int, trials: list[int]
+    cache: Path, market: Market, label: str, horizon: int, variants: list[str]
 ) -> list[dict[str, Any]]:
-    """Build (or reuse) one market and walk the label forward with each ``trials``."""
+    """Build (or reuse) one market and walk the label forward with each variant."""
     root, seconds = build(cache, market)
     lake = Lake(root, durable=False)
     dataset = load_dataset(lake, None, label, horizon)
     truth = load_truth(lake)
     rows = []
-    for n in trials:
+    for variant in variants:
         started = time.perf_counter()
-        result = run_walk_forward(dataset, 5, trials=n)
+        result = walk(dataset, variant)
         oracle = oracle_metrics(dataset.frame, truth, result.folds, horizon)
         rows.append({
             "size": f"{len(market.underlyings)}x{market.end.year - market.start.year + 1}",
             "signal": market.signal, "vrp": "default" if market.vrp is None else f"{market.vrp:g}",
-            "seed": market.seed, "trials": n, "n": result.overall["n"],
+            "seed": market.seed, "variant": variant, "n": result.overall["n"],
             "ic": result.overall["ic"], "ic_tstat": result.overall["ic_tstat"],
             "oracle_ic": oracle["ic"] if oracle else None,
             "oracle_tstat": oracle["ic_tstat"] if oracle else None,
@@ -81,15 +100,15 @@ def _mean(values: list[float]) -> float:
 
 
 def table(rows: list[dict[str, Any]]) -> list[str]:
-    groups: dict[tuple[str, str, str, int], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        groups[(row["size"], row["vrp"], row["signal"], row["trials"])].append(row)
-    lines = [f"{'size':5} {'vrp':8} {'trials':>6} {'seeds':>5}  {'found':>5} {'oracle':>6} "
+        groups[(row["size"], row["vrp"], row["signal"], row["variant"])].append(row)
+    lines = [f"{'size':5} {'vrp':8} {'variant':8} {'seeds':>5}  {'found':>5} {'oracle':>6} "
              f"{'found|oracle':>12} {'false':>5}  {'mean IC':>7} {'oracle IC':>9} "
              f"{'efficiency':>10}"]  # fmt: skip
-    for size, vrp, trials in sorted({(k[0], k[1], k[3]) for k in groups}):
-        planted = groups.get((size, vrp, "planted", trials), [])
-        none = groups.get((size, vrp, "none", trials), [])
+    for size, vrp, variant in sorted({(k[0], k[1], k[3]) for k in groups}):
+        planted = groups.get((size, vrp, "planted", variant), [])
+        none = groups.get((size, vrp, "none", variant), [])
         found = [r for r in planted if r["ic_tstat"] > FOUND_T]
         seen = [r for r in planted if (r["oracle_tstat"] or 0) > FOUND_T]
         both = [r for r in seen if r["ic_tstat"] > FOUND_T]
@@ -97,7 +116,8 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         ic = _mean([r["ic"] for r in planted])
         oracle = _mean([r["oracle_ic"] for r in planted if r["oracle_ic"] is not None])
         lines.append(
-            f"{size:5} {vrp:8} {trials:6} {len(planted):5}  {len(found):2}/{len(planted):<2} "
+            f"{size:5} {vrp:8} {variant:8} {max(len(planted), len(none)):5}  "
+            f"{len(found):2}/{len(planted):<2} "
             f"{len(seen):3}/{len(planted):<2} {len(both):9}/{len(seen):<2} "
             f"{len(false):2}/{len(none):<2}  {ic:+7.3f} {oracle:+9.3f} {ic / oracle:10.2f}"
         )
@@ -110,7 +130,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=101)
     parser.add_argument("--vrp", default="0,default")
-    parser.add_argument("--trials", default="0,8")
+    parser.add_argument("--variants", default="default,shallow,linear,tuned8")
     parser.add_argument("--signals", default="planted,none")
     parser.add_argument("--label", default="straddle_dh_ret")
     parser.add_argument("--horizon", type=int, default=5)
@@ -118,7 +138,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path(".power-markets"))
     parser.add_argument("--json", type=Path, default=None, help="write every row here")
     args = parser.parse_args()
-    trials = [int(t) for t in args.trials.split(",")]
+    variants = args.variants.split(",")
     markets = [
         sized(int(n), int(years), signal=signal, vrp=None if vrp == "default" else float(vrp),
               seed=seed)
@@ -128,21 +148,24 @@ def main() -> None:
     ]  # fmt: skip
     print(f"power_study: {len(markets)} markets (sizes {args.sizes}, {args.seeds} seeds from "
           f"{args.first_seed}, vrp {args.vrp}, {args.signals}), {args.label} h={args.horizon}, "
-          f"5 outer folds, trials {args.trials}, {args.workers} workers", flush=True)  # fmt: skip
+          f"5 folds, variants {args.variants}, {args.workers} workers", flush=True)  # fmt: skip
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=spawn) as pool:
-        futures = [pool.submit(evaluate_market, args.cache, m, args.label, args.horizon, trials)
+        futures = [pool.submit(evaluate_market, args.cache, m, args.label, args.horizon, variants)
                    for m in markets]  # fmt: skip
         for done, future in enumerate(as_completed(futures), 1):
             got = future.result()
             rows += got
             r = got[0]
+            models = ", ".join(
+                f"{g['variant']} {g['ic']:+.3f} (t {g['ic_tstat']:+.2f})" for g in got
+            )
             print(f"  [{done}/{len(markets)}] {r['size']} {r['signal']:7} vrp {r['vrp']:7} "
-                  f"seed {r['seed']}: IC {r['ic']:+.3f} (t {r['ic_tstat']:+.2f})"
-                  + (f", oracle {r['oracle_ic']:+.3f} (t {r['oracle_tstat']:+.2f})"
+                  f"seed {r['seed']}: IC {models}"
+                  + (f"; oracle {r['oracle_ic']:+.3f} (t {r['oracle_tstat']:+.2f})"
                      if r["oracle_ic"] is not None else "")
                   + f"; built in {r['build_s']:.0f} s", flush=True)  # fmt: skip
     elapsed = time.perf_counter() - started

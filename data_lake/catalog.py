@@ -185,6 +185,8 @@ def connect(
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone = 'UTC'")
+        # no progress bar on long queries: it would interleave with the CLI's output and logs
+        con.execute("SET enable_progress_bar = false")
         if threads:
             con.execute(f"SET threads = {int(threads)}")
         for spec in TABLES.values():

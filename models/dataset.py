@@ -31,10 +31,11 @@ class Dataset:
     frame: pl.DataFrame  # underlying, t, t_end, y, cost, and FEATURE_COLUMNS
     label: str
     horizon: int
+    columns: tuple[str, ...] = FEATURE_COLUMNS  # the features a model sees
 
     @property
     def features(self) -> pl.DataFrame:
-        return self.frame.select(FEATURE_COLUMNS)
+        return self.frame.select(self.columns)
 
 
 def training_rows(surface: pl.DataFrame, labels: pl.DataFrame, label: str, horizon: int) -> Dataset:

@@ -39,7 +39,7 @@ import polars as pl
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
-from models.dataset import FEATURE_COLUMNS, Dataset
+from models.dataset import Dataset
 from models.lgbm import matrix, training_params
 from models.metrics import LAGS_PER_HORIZON, mean_tstat, strategy_returns
 from models.oracle import efficiency, oracle_metrics
@@ -101,12 +101,13 @@ def git_commit() -> str:
 
 
 def _plots(
-    result: WalkForwardResult, booster: lgb.Booster, workdir: Path, horizon: int, short_cost: float
-) -> list[Path]:
+    result: WalkForwardResult, booster: lgb.Booster, workdir: Path, horizon: int,
+    short_cost: float, columns: tuple[str, ...],
+) -> list[Path]:  # fmt: skip
     gain = booster.feature_importance(importance_type="gain")
     order = np.argsort(gain)[-20:]
     fig, ax = plt.subplots(figsize=(7, 6))
-    ax.barh([FEATURE_COLUMNS[i] for i in order], gain[order])
+    ax.barh([columns[i] for i in order], gain[order])
     ax.set_title("feature importance (gain), final model")
     fig.tight_layout()
     importance = workdir / "feature_importance.png"
@@ -264,7 +265,7 @@ def train(
             "n_folds_requested": config.n_folds, "first_test_snapshot": plan.first_test_period,
             "min_train_periods": config.min_train_periods,
             "trials": config.trials, "seed": config.seed, "short_cost": config.short_cost,
-            "features": ",".join(FEATURE_COLUMNS), "model": "lightgbm",
+            "features": ",".join(dataset.columns), "model": "lightgbm",
         })  # fmt: skip
         mlflow.set_tags({**data_snapshot(dataset), "git_commit": git_commit(),
                          "label_definition": "features/labels.py"})  # fmt: skip
@@ -313,7 +314,9 @@ def train(
             workdir = Path(tmp)
             result.predictions.write_parquet(workdir / "oos_predictions.parquet")
             (workdir / "fold_metrics.json").write_text(json.dumps(result.fold_metrics, indent=2))
-            plots = _plots(result, booster, workdir, config.horizon, config.short_cost)
+            plots = _plots(
+                result, booster, workdir, config.horizon, config.short_cost, dataset.columns
+            )
             tables = [workdir / "oos_predictions.parquet", workdir / "fold_metrics.json"]
             for path in [*tables, *plots]:
                 mlflow.log_artifact(str(path))
