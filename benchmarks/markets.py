@@ -12,6 +12,7 @@ from pathlib import Path
 from data_lake.ingest import chunked, write_batches
 from data_lake.lake import Lake
 from data_lake.sources.synthetic import DEFAULT_UNIVERSE, SyntheticConfig, generate
+from data_lake.sources.synthetic_market import GENERATOR_VERSION
 from tasks.feature_build import FeatureInputs, build_underlying
 
 UNIVERSE = ("SPY", "QQQ", "IWM", "DIA", "AAPL", "MSFT", "AMZN", "NVDA")
@@ -32,7 +33,7 @@ class Market:
     def name(self) -> str:
         vrp = "default" if self.vrp is None else f"{self.vrp:g}"
         return (f"{self.signal}-{'.'.join(self.underlyings)}-{self.start}-{self.end}-vrp{vrp}"
-                f"-sd{self.planted_sd:g}-seed{self.seed}")  # fmt: skip
+                f"-sd{self.planted_sd:g}-seed{self.seed}-gen{GENERATOR_VERSION}")  # fmt: skip
 
 
 def sized(n_underlyings: int, years: int, **kwargs: object) -> Market:

@@ -52,11 +52,10 @@ from data_lake.sources.base import SourceBatch
 from data_lake.sources.synthetic_chain import (
     YEAR_DAYS,
     atm_implied_vol,
-    bsm_price,
     listing_for_day,
+    model_prices,
     occ_symbol_expr,
     quote_prices,
-    smile_vol,
 )
 from data_lake.sources.synthetic_market import (
     DEFAULT_UNIVERSE,
@@ -148,11 +147,11 @@ def _chain_frame(
         trading_tau = np.maximum(clock.years_until(ts.timestamp(), settle_s), 1 / TRADING_DAYS / 24)
         atm = atm_implied_vol(surface, var, tau_floor, mispricing, trading_tau)
         log_m = np.log(listing.strike / forward)
-        sigma = smile_vol(surface, atm, log_m, tau_floor)
         spot_arr = np.full(n, spot)
-        mid = bsm_price(
-            listing.is_call, spot_arr, listing.strike, tau, config.rate, p.dividend_yield, sigma
-        )
+        mid = model_prices(
+            surface, listing.is_call, spot, listing.strike, tau, trading_tau,
+            config.rate, p.dividend_yield, var, mispricing,
+        )  # fmt: skip
         abs_z = np.abs(log_m) / (atm * np.sqrt(np.maximum(tau, 1 / YEAR_DAYS)))
         intrinsic = np.maximum(
             np.where(listing.is_call, spot - listing.strike, listing.strike - spot), 0.0

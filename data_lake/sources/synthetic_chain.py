@@ -1,13 +1,16 @@
 """Option chains of the synthetic market: listed expiries, strikes, prices and quotes.
 
-Prices are Black-Scholes-Merton (European exercise, continuous dividend yield)
-from an implied-volatility surface driven by the market state:
+Prices are the expected payoff under the simulated dynamics (European exercise,
+continuous dividend yield; :func:`model_prices`), driven by the market state:
 
-* ATM implied variance for tenor ``tau`` is the expected average variance over
-  ``tau`` (Heston mean reversion of the variance state, plus jump variance),
-  scaled by ``1 + variance_risk_premium``: implied is above realized on average.
+* The diffusive ATM variance for tenor ``tau`` is the expected average variance
+  over ``tau`` (Heston mean reversion of the variance state), scaled by
+  ``1 + variance_risk_premium``: implied is above realized on average.
 * Smile in standardized moneyness ``z = ln(K/F) / (sigma_atm sqrt(tau))``:
   ``sigma = sigma_atm * (1 - skew * z + smile * z**2)``, bounded to [0.5, 3] x ATM.
+* Jumps priced as Merton's Poisson mixture, and the variance's own randomness as
+  Hull and White's convexity term: with no premium, a hedged option's return is not
+  predictable from the state (``tests/data_lake/sources/test_synthetic_fairness.py``).
 * The planted signal (``signal="planted"``) multiplies front-tenor IVs by
   ``exp(m_t * exp(-tau / 45d))`` where ``m_t`` is a mean-reverting mispricing
   (see :mod:`data_lake.sources.synthetic`).
@@ -114,14 +117,50 @@ def bsm_price(
 
 @dataclass(frozen=True)
 class SurfaceParams:
-    """Parameters of the implied-volatility surface of one underlying."""
+    """Parameters of the implied-volatility surface of one underlying: the dynamics
+    that price it (the variance's mean reversion, its own volatility and the jumps'
+    law, as the path simulates them) and the premium and smile on top."""
 
     kappa: float
-    theta: float  # long-run variance
-    jump_variance: float  # lambda * E[J^2] per year
+    theta: float  # the diffusion's long-run variance
     variance_risk_premium: float
     skew: float
     smile: float
+    vol_of_vol: float = 0.0
+    jump_intensity: float = 0.0  # jumps per (trading) year
+    jump_mean: float = 0.0  # mean log jump
+    jump_sd: float = 0.0
+
+    @property
+    def jump_variance(self) -> float:
+        """lambda * E[J^2] per year: the jumps' share of the log price's variance."""
+        return self.jump_intensity * (self.jump_mean**2 + self.jump_sd**2)
+
+    @property
+    def mean_variance(self) -> float:
+        """The variance state's long-run mean: the path adds every jump's square to
+        the variance, so it reverts to ``theta + jump_variance / kappa``."""
+        return self.theta + self.jump_variance / self.kappa
+
+
+def integrated_variance(
+    params: SurfaceParams, variance: float | FloatArray, trading_tau: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Mean and variance of the diffusion's integrated variance over ``trading_tau``
+    (trading years) given today's ``variance``: for a square-root process
+    ``dv = kappa (m - v) dt + xi sqrt(v) dW``, the mean is
+    ``m tau + (v - m) B(tau)`` with ``B(u) = (1 - e^{-kappa u}) / kappa``, and the
+    variance ``xi^2 int_0^tau E[v_s] B(tau - s)^2 ds`` (closed form below)."""
+    kappa, m, xi = params.kappa, params.mean_variance, params.vol_of_vol
+    tau = np.asarray(trading_tau, dtype=float)
+    x = np.maximum(kappa * tau, 1e-12)
+    one_minus = -np.expm1(-x)  # 1 - e^{-x}
+    mean = m * tau + (variance - m) * one_minus / kappa
+    # int_0^tau B(tau-s)^2 ds and int_0^tau e^{-kappa s} B(tau-s)^2 ds
+    flat = (x - 2 * one_minus - 0.5 * np.expm1(-2 * x)) / kappa**3
+    decay = (one_minus - x * np.exp(-x) * 2 + np.exp(-x) * one_minus) / kappa**3
+    var = xi * xi * np.maximum(m * flat + (variance - m) * decay, 0.0)
+    return mean, var
 
 
 def atm_implied_vol(
@@ -131,9 +170,11 @@ def atm_implied_vol(
     mispricing: float,
     trading_tau: FloatArray | None = None,
 ) -> FloatArray:
-    """ATM IV by tenor: the expected variance (+ jumps) until expiry times (1 + VRP),
-    quoted per calendar year, then the planted front-tenor mispricing (zero unless the
-    planted signal is on).
+    """ATM level by tenor: the expected variance (diffusion + jumps) until expiry
+    times (1 + VRP), quoted per calendar year, then the planted front-tenor mispricing
+    (zero unless the planted signal is on). The quoted IV of the ATM option sits a
+    little below it: its price is the expectation over the variance's own randomness
+    (see :func:`model_prices`).
 
     The variance process runs on trading time (``trading_tau``: years of 252 sessions,
     no variance on weekends and holidays) while IVs are quoted on calendar time
@@ -142,12 +183,94 @@ def atm_implied_vol(
     would let a Friday straddle lose three days of theta against one day of variance,
     every week: a predictable return the ``none`` signal must not have."""
     trading = tau if trading_tau is None else trading_tau
-    k_tau = np.maximum(params.kappa * trading, 1e-12)
-    expected = params.theta + (variance - params.theta) * (1 - np.exp(-k_tau)) / k_tau
-    integrated = (expected + params.jump_variance) * trading
+    diffusion, _ = integrated_variance(params, variance, trading)
+    integrated = diffusion + params.jump_variance * trading
     implied_var = integrated / tau * (1 + params.variance_risk_premium)
-    front_weight = np.exp(-tau * YEAR_DAYS / 45.0)
-    return np.asarray(np.sqrt(implied_var) * np.exp(mispricing * front_weight))
+    return np.asarray(np.sqrt(implied_var) * np.exp(mispricing * front_weight(tau)))
+
+
+def front_weight(tau: FloatArray) -> FloatArray:
+    """How much of the planted mispricing a tenor carries: ``exp(-tau / 45 days)``."""
+    return np.asarray(np.exp(-np.asarray(tau) * YEAR_DAYS / 45.0))
+
+
+MERTON_TAIL = 1e-10  # the Poisson mass of jump counts left out of a price
+
+
+def model_prices(
+    params: SurfaceParams,
+    is_call: NDArray[np.bool_],
+    spot: float | FloatArray,
+    strike: FloatArray,
+    tau: FloatArray,
+    trading_tau: FloatArray,
+    rate: float,
+    dividend_yield: float,
+    variance: float | FloatArray,
+    mispricing: float,
+) -> FloatArray:
+    """Prices that are the expected payoff under the simulated dynamics (with
+    ``variance_risk_premium`` 0 and no planted mispricing), so that a hedged option
+    has no predictable return:
+
+    * **Jumps** (Merton 1976): the price is the Poisson mixture over the number of
+      jumps ``n`` until expiry of BSM prices with the diffusive variance plus
+      ``n`` jump variances and the forward moved by ``n`` jumps and the drift that
+      compensates them.
+    * **The variance's randomness** (Hull and White 1987, to second order): each
+      term gets ``0.5 Var[W] d2C/dW2``, ``W`` the total diffusive variance until
+      expiry. This is the price of vol convexity: the ATM straddle is worth a little
+      less than at the expected variance (a straddle is concave in variance), the
+      wings a little more; more so when the variance is low and its relative
+      randomness high. Without it, long straddles lose more at low variance: an edge
+      a model finds in the fair market.
+    * On top, the generator's skew and smile shape the diffusive vol
+      (:func:`smile_vol`), the premium scales the diffusive variance and the jump
+      intensity by ``1 + VRP``, and the planted mispricing scales both by
+      ``exp(2 m_t w(tau))`` (``w`` = :func:`front_weight`)."""
+    tau = np.asarray(tau, dtype=float)
+    trading = np.asarray(trading_tau, dtype=float)
+    calendar_tau = np.maximum(tau, 1e-10)
+    diffusion, diffusion_var = integrated_variance(params, variance, trading)
+    scale = (1 + params.variance_risk_premium) * np.exp(2 * mispricing * front_weight(tau))
+    atm = np.sqrt(diffusion * scale / calendar_tau)
+    forward = spot * np.exp((rate - dividend_yield) * tau)
+    log_m = np.log(strike / forward)
+    sigma = smile_vol(params, atm, log_m, np.maximum(tau, 1 / YEAR_DAYS / 24))
+    w_diffusion = sigma * sigma * calendar_tau
+    w_var = diffusion_var * (scale * sigma * sigma / np.maximum(atm * atm, 1e-300)) ** 2
+    lam = params.jump_intensity * scale
+    mu, sd = params.jump_mean, params.jump_sd
+    growth = np.exp(mu + 0.5 * sd * sd)  # E[e^J]
+    mean_jumps = lam * trading
+    compensated = spot * np.exp(-mean_jumps * (growth - 1))
+    disc_q = np.exp(-dividend_yield * tau)
+    total = np.zeros_like(log_m)
+    weight = np.exp(-mean_jumps)  # P(N = 0)
+    left = 1.0 - weight
+    n = 0
+    active = np.ones(len(log_m), dtype=bool)
+    while True:
+        idx = np.flatnonzero(active)
+        s_n = compensated[idx] * growth**n
+        w_n = np.maximum(w_diffusion[idx] + n * sd * sd, 1e-16)
+        t_n = calendar_tau[idx]
+        price = bsm_price(
+            is_call[idx], s_n, strike[idx], t_n, rate, dividend_yield, np.sqrt(w_n / t_n)
+        )
+        x = np.log(s_n / strike[idx]) + (rate - dividend_yield) * t_n  # ln(F_n / K)
+        root = np.sqrt(w_n)
+        d1 = x / root + 0.5 * root
+        c_w = s_n * disc_q[idx] * np.exp(-0.5 * d1 * d1) / (2 * root * np.sqrt(2 * np.pi))
+        c_ww = c_w * (x * x / (2 * w_n * w_n) - 1 / (2 * w_n) - 0.125)
+        convexity = np.where(tau[idx] > 1e-10, 0.5 * w_var[idx] * c_ww, 0.0)
+        total[idx] += weight[idx] * (price + np.maximum(convexity, -0.5 * price))
+        n += 1
+        weight = weight * mean_jumps / n
+        left = left - weight
+        active = left > MERTON_TAIL
+        if not active.any():
+            return total
 
 
 def smile_vol(

@@ -339,7 +339,7 @@ def test_a_straddle_is_priced_for_the_variance_of_its_sessions() -> None:
     """Implied variance x calendar time = expected variance over the trading time left,
     so a Friday close prices no variance for the weekend it will not see."""
     params = SyntheticConfig().profile("SPY").surface()
-    v = params.theta
+    v = params.mean_variance  # the variance at its long-run mean: flat expected variance
     tau = np.array([7 / 365, 7 / 365])
     trading = np.array([5 / 252, 4 / 252])  # a week, and a week with a holiday
     iv = atm_implied_vol(params, v, tau, 0.0, trading)
