@@ -23,8 +23,11 @@ mispricing, same folds) stands beside the model. Per group it prints:
   ``oracle``: seeds where the oracle finds it; ``found|oracle``: found among those;
 * ``false``: no-signal seeds with an "edge" (two-sided 1%: |IC t| > 2.58; the test's
   level implies 1 in 100);
-* mean IC (demeaned within underlying x fold), mean oracle IC, and the efficiency
-  (mean IC over mean oracle IC).
+* mean IC (the headline ``ic`` of ``models.metrics``: across underlyings where a
+  market has 3 or more, else demeaned within underlying x fold), mean oracle IC,
+  the efficiency (mean IC over mean oracle IC) and the null IC (mean IC on the
+  no-signal markets); then the same means of the demeaned IC, which credits a model
+  following the volatility level with an IC it does not have (``models.metrics``).
 
 Markets are built and evaluated in ``--workers`` processes; the run says how long
 it took. Not a timed test: a benchmark of statistical power.
@@ -91,6 +94,7 @@ def evaluate_market(
             "oracle_ic": oracle["ic"] if oracle else None,
             "oracle_tstat": oracle["ic_tstat"] if oracle else None,
             "build_s": seconds, "fit_s": time.perf_counter() - started,
+            "metrics": result.overall, "oracle_metrics": oracle,
         })  # fmt: skip
     return rows
 
@@ -105,7 +109,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         groups[(row["size"], row["vrp"], row["signal"], row["variant"])].append(row)
     lines = [f"{'size':5} {'vrp':8} {'variant':8} {'seeds':>5}  {'found':>5} {'oracle':>6} "
              f"{'found|oracle':>12} {'false':>5}  {'mean IC':>7} {'oracle IC':>9} "
-             f"{'efficiency':>10}"]  # fmt: skip
+             f"{'efficiency':>10} {'null IC':>7}  {'demeaned: IC':>12} {'null IC':>7}"]  # fmt: skip
     for size, vrp, variant in sorted({(k[0], k[1], k[3]) for k in groups}):
         planted = groups.get((size, vrp, "planted", variant), [])
         none = groups.get((size, vrp, "none", variant), [])
@@ -115,11 +119,15 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         false = [r for r in none if abs(r["ic_tstat"]) > FALSE_T]
         ic = _mean([r["ic"] for r in planted])
         oracle = _mean([r["oracle_ic"] for r in planted if r["oracle_ic"] is not None])
+        null = _mean([r["ic"] for r in none])
+        demeaned = _mean([r["metrics"]["ic_demeaned"] for r in planted])
+        demeaned_null = _mean([r["metrics"]["ic_demeaned"] for r in none])
         lines.append(
             f"{size:5} {vrp:8} {variant:8} {max(len(planted), len(none)):5}  "
             f"{len(found):2}/{len(planted):<2} "
             f"{len(seen):3}/{len(planted):<2} {len(both):9}/{len(seen):<2} "
-            f"{len(false):2}/{len(none):<2}  {ic:+7.3f} {oracle:+9.3f} {ic / oracle:10.2f}"
+            f"{len(false):2}/{len(none):<2}  {ic:+7.3f} {oracle:+9.3f} {ic / oracle:10.2f} "
+            f"{null:+7.3f}  {demeaned:+12.3f} {demeaned_null:+7.3f}"
         )
     return lines
 

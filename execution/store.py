@@ -25,8 +25,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import (
     Column,
     DateTime,
@@ -200,9 +198,26 @@ def _file_lock(engine: Engine) -> Iterator[None]:
         yield
 
 
+def _at_head(engine: Engine) -> bool:
+    """Whether the store already has the latest schema: one query, so a process that
+    opens a current store neither imports nor runs Alembic (most of a short CLI
+    command's start-up)."""
+    try:
+        with engine.connect() as connection:
+            found = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    except SQLAlchemyError:
+        return False  # a new store (no version table yet): migrate it
+    return [row[0] for row in found] == [SCHEMA_REVISION]
+
+
 def upgrade(engine: Engine) -> None:
     """Bring the store's schema to the latest migration (one process at a time: a file
     lock for SQLite, an advisory lock for PostgreSQL)."""
+    if _at_head(engine):
+        return
+    from alembic import command  # noqa: PLC0415 (only to migrate)
+    from alembic.config import Config  # noqa: PLC0415
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with _file_lock(engine), engine.begin() as connection:

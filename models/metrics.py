@@ -7,18 +7,35 @@ The label a prediction forecasts is its gross value ``y + cost``
 **Information coefficients.** A pooled correlation over folds and underlyings counts
 as skill what is only level: each fold's model has its own intercept and each
 underlying its own label mean, and both line up with the label's mean by chance or
-by construction (seed 12 of the planted market: pooled 0.046, timing 0.095). So:
+by construction (seed 12 of the planted market: pooled 0.046, timing 0.095). And any
+correlation whose means are taken over the test window itself looks ahead: the
+window's mean of a persistent prediction holds its later values, which the label's
+surprises move. For a model whose prediction follows the volatility level (high IV,
+low straddle return: what a training window's own mean reversion teaches it), the
+label's vega P&L today raises the window's later predictions, so demeaning within
+the window credits the model with an IC it does not have: +0.067 on average over
+eight fair (no-signal) markets, against +0.017 across underlyings (docs/MODELS.md;
+the finite-sample bias of predictive regressions on persistent predictors,
+Stambaugh 1999). So:
 
-* ``ic`` (the headline) and ``rank_ic``: Pearson and Spearman correlations of the
-  prediction and the label, each **demeaned within underlying x fold**: what the
-  model knows about *when*, not about which level; ``ic_pooled``: the raw
-  correlation over all rows, beside it.
-* ``ic_cross_section``: the mean over snapshots of the correlation across the
-  underlyings of that snapshot, where there are at least ``MIN_CROSS_SECTION``
-  (undefined, NaN, with fewer): what the model knows about *which*.
-* ``hit_rate``: the share of rows where the demeaned prediction's sign is the
-  demeaned label's (a raw hit rate is high for any model whose sign matches a label
-  mean that is not zero).
+* ``ic`` (the headline), ``ic_tstat``, ``rank_ic`` and ``hit_rate`` are the
+  **cross-sectional** ones wherever the rows have at least ``MIN_CROSS_SECTION``
+  underlyings at half their snapshots or more (``ic_is_cross_section`` 1): the mean
+  over snapshots of the correlation across that snapshot's underlyings, each
+  snapshot's means its own (known when it is traded, so nothing looks ahead). With
+  fewer underlyings they are the demeaned ones below (``ic_is_cross_section`` 0),
+  which carry that bias.
+* ``ic_demeaned`` (and its ``_tstat``): the correlation of the prediction and the
+  label each **demeaned within underlying x fold**: timing, not level, but with the
+  test window's own means. ``ic_pooled``: the raw correlation over all rows.
+* ``ic_cross_section`` (and its ``_tstat``, ``cross_section_snapshots``): always the
+  cross-sectional one, NaN where no snapshot has ``MIN_CROSS_SECTION`` underlyings.
+* ``hit_rate``: the share of rows where the prediction's sign is the label's, both
+  less the snapshot's mean across underlyings (cross-sectional) or less their means
+  within underlying x fold (a raw hit rate is high for any model whose sign matches a
+  label mean that is not zero).
+* The strategy's returns and Sharpe ratios below use only the prediction's own sign,
+  known at the snapshot: no window mean enters them.
 
 **The strategy.** At each snapshot, hold ``sign(prediction)`` of the label's position
 (long the straddle when positive, short when negative) for the label's horizon. A
@@ -37,12 +54,13 @@ divided by ``h``.
   strategy's risk by about ``sqrt(h)``: a constant-sign position held 5 days had a
   Sharpe of 1.78 where the truth was 0.80. ``max_drawdown`` of the cumulative net
   return.
-* Significance (``ic_tstat``, ``ic_cross_section_tstat``, ``sharpe_net_tstat``,
-  ``sharpe_gross_tstat``): t statistics with Newey-West (Bartlett) standard errors
-  over the snapshot series with ``3 * horizon`` lags. ``ic_tstat`` is that of the mean
-  of ``z(prediction) * z(y)`` (the demeaned values, standardized) summed per
-  snapshot; a Sharpe's t is its mean per-snapshot return's, so ``sharpe = t *
-  sqrt(periods_per_year / snapshots)``.
+* Significance (``ic_tstat``, ``ic_demeaned_tstat``, ``ic_cross_section_tstat``,
+  ``sharpe_net_tstat``, ``sharpe_gross_tstat``): t statistics with Newey-West
+  (Bartlett) standard errors over the snapshot series with ``3 * horizon`` lags. The
+  cross-sectional IC's is that of its per-snapshot correlations' mean; the demeaned
+  IC's that of the mean of ``z(prediction) * z(y)`` (the demeaned values,
+  standardized) summed per snapshot; a Sharpe's t is its mean per-snapshot return's,
+  so ``sharpe = t * sqrt(periods_per_year / snapshots)``.
 """
 
 from __future__ import annotations
@@ -152,22 +170,40 @@ def ic_tstat(frame: pl.DataFrame, horizon: int, d: pl.DataFrame | None = None) -
     return float(u.sum() / n) / math.sqrt(snapshots * variance / (n * n))
 
 
-def cross_sectional_ic(frame: pl.DataFrame, horizon: int) -> tuple[float, float, int]:
-    """(mean per-snapshot IC across underlyings, its t statistic, snapshots used):
-    snapshots with at least ``MIN_CROSS_SECTION`` underlyings only."""
+def _cross_section(frame: pl.DataFrame, horizon: int) -> dict[str, float]:
+    """The cross-sectional IC, its t, rank IC and hit rate (NaN, 0 snapshots, where
+    no snapshot has ``MIN_CROSS_SECTION`` underlyings)."""
+    none = {"ic": math.nan, "ic_tstat": math.nan, "rank_ic": math.nan, "hit_rate": math.nan,
+            "snapshots": 0.0}  # fmt: skip
     if "underlying" not in frame.columns:
-        return float("nan"), float("nan"), 0
+        return none
+    rows = frame.select("t", pl.col("prediction").alias("_p"), _gross(frame).alias("_y"))
+    rows = rows.filter(pl.len().over("t") >= MIN_CROSS_SECTION)
+    side = (pl.col("_p") - pl.col("_p").mean()).sign()
+    agree = side == (pl.col("_y") - pl.col("_y").mean()).sign()
     per = (
-        frame.group_by("t")
-        .agg(pl.corr("prediction", _gross(frame)).alias("_ic"), pl.len().alias("_n"))
-        .filter((pl.col("_n") >= MIN_CROSS_SECTION) & pl.col("_ic").is_finite())
+        rows.group_by("t")
+        .agg(
+            pl.corr("_p", "_y").alias("_ic"),
+            pl.corr("_p", "_y", method="spearman").alias("_rank"),
+            agree.sum().alias("_hits"),
+            pl.len().alias("_n"),
+        )
+        .filter(pl.col("_ic").is_finite())
         .sort("t")
     )
     series = per["_ic"].to_numpy()
     if len(series) == 0:
-        return float("nan"), float("nan"), 0
-    t = mean_tstat(series, LAGS_PER_HORIZON * horizon)
-    return float(series.mean()), t, len(series)
+        return none
+    ranks = per["_rank"].to_numpy()
+    ranks = ranks[np.isfinite(ranks)]
+    return {
+        "ic": float(series.mean()),
+        "ic_tstat": mean_tstat(series, LAGS_PER_HORIZON * horizon),
+        "rank_ic": float(ranks.mean()) if len(ranks) else math.nan,
+        "hit_rate": float(per["_hits"].to_numpy().sum() / per["_n"].to_numpy().sum()),
+        "snapshots": float(len(series)),
+    }
 
 
 def strategy_returns(
@@ -209,21 +245,26 @@ def evaluate(frame: pl.DataFrame, horizon: int, short_cost: float = 0.0) -> dict
     ``underlying`` and ``fold`` where the rows have them)."""
     d = demeaned(frame)
     ic, rank_ic = information_coefficients(frame, d)
-    cs_ic, cs_t, cs_n = cross_sectional_ic(frame, horizon)
+    cs = _cross_section(frame, horizon)
     net = strategy_returns(frame, horizon, short_cost)
     gross = strategy_returns(frame, horizon, gross=True)
     lags = LAGS_PER_HORIZON * horizon
     periods = periods_per_year(frame["t"])
     hits = d.select((pl.col("_p").sign() == pl.col("_y").sign()).mean()).item()
+    demeaned_t = ic_tstat(frame, horizon, d)
+    across = cs["snapshots"] >= max(1.0, 0.5 * net.len())
     return {
-        "ic": ic,
-        "ic_tstat": ic_tstat(frame, horizon, d),
-        "rank_ic": rank_ic,
+        "ic": cs["ic"] if across else ic,
+        "ic_tstat": cs["ic_tstat"] if across else demeaned_t,
+        "rank_ic": cs["rank_ic"] if across else rank_ic,
+        "hit_rate": cs["hit_rate"] if across else (float(hits) if hits is not None else math.nan),
+        "ic_is_cross_section": 1.0 if across else 0.0,
+        "ic_demeaned": ic,
+        "ic_demeaned_tstat": demeaned_t,
         "ic_pooled": pooled_ic(frame),
-        "ic_cross_section": cs_ic,
-        "ic_cross_section_tstat": cs_t,
-        "cross_section_snapshots": float(cs_n),
-        "hit_rate": float(hits) if hits is not None else float("nan"),
+        "ic_cross_section": cs["ic"],
+        "ic_cross_section_tstat": cs["ic_tstat"],
+        "cross_section_snapshots": cs["snapshots"],
         "sharpe_net": sharpe(net, periods, lags),
         "sharpe_net_tstat": mean_tstat(net.to_numpy(), lags),
         "sharpe_gross": sharpe(gross, periods, lags),

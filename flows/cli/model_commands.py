@@ -41,11 +41,14 @@ def train_cmd(
     if as_json:
         sys.stdout.write(json.dumps(result, default=str) + "\n")
         return
+    across = result.get("oos_ic_is_cross_section") == 1.0
+    basis = "across underlyings" if across else "within underlying x fold"
     out.print(
         f"run {result['run_id']}: {result['model_name']} version {result['model_version']} "
         f"-> {result['alias']} ({result['reason']})\n"
         f"out of sample ({result['n_oos']} rows): IC {fmt(result.get('oos_ic'))} "
-        f"(t {fmt(result.get('oos_ic_tstat'))}), rank IC {fmt(result.get('oos_rank_ic'))}, "
+        f"({basis}, t {fmt(result.get('oos_ic_tstat'))}), rank IC "
+        f"{fmt(result.get('oos_rank_ic'))}, "
         f"Sharpe net {fmt(result.get('oos_sharpe_net'))} (t "
         f"{fmt(result.get('oos_sharpe_net_tstat'))}), gross {fmt(result.get('oos_sharpe_gross'))}"
         "\n"

@@ -30,6 +30,7 @@ from execution.domain import (
 from execution.ids import client_order_id
 from execution.orders import OrderState, apply_fill, apply_report, submitted
 from execution.store import (
+    MIGRATIONS,
     SCHEMA_REVISION,
     OrderStore,
     StoreError,
@@ -102,6 +103,27 @@ def test_a_new_store_is_migrated_to_the_latest_revision_and_reopens(url: str) ->
     assert revision == SCHEMA_REVISION
     first.close()
     open_store(url).close()  # already at head: nothing to do
+
+
+def test_a_store_of_an_older_revision_is_upgraded_on_open(url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    store = open_store(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0001")  # as a store of the first release was
+    assert "signals" not in inspect(store.engine).get_table_names()
+    store.close()
+    reopened = open_store(url)
+    with reopened.engine.connect() as connection:
+        revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    assert revision == SCHEMA_REVISION
+    assert "signals" in inspect(reopened.engine).get_table_names()
+    reopened.close()
 
 
 def test_an_order_is_stored_before_sending_and_its_life_after(store: OrderStore, url: str) -> None:

@@ -15,17 +15,20 @@ UNDERLYINGS = ("SPY", "QQQ", "IWM", "DIA")
 START, END = date(2021, 1, 4), date(2023, 12, 29)
 
 
-def build_world(root: Path, signal: str) -> Path:
-    """A fair (zero-VRP) synthetic market with its features under ``root/signal``;
-    small chains for speed (3 strikes per standard deviation, 4 monthly expiries:
-    every feature and label still has its contracts). Returns the lake's root."""
+def build_world(root: Path, signal: str, seed: int, planted_sd: float = 0.06) -> Path:
+    """A fair (zero-VRP) synthetic market of ``seed`` with its features under
+    ``root/signal-seed``; small chains for speed (3 strikes per standard deviation, 4
+    monthly expiries: every feature and label still has its contracts). Returns the
+    lake's root."""
     config = SyntheticConfig(
+        seed=seed,
         signal=signal,  # type: ignore[arg-type]
+        planted_sd=planted_sd,
         variance_risk_premium=0.0,
         strikes_per_sd=3.0,
         expiry_months=4,
     )
-    lake = Lake(root / signal / "lake", durable=False)
+    lake = Lake(root / f"{signal}-{seed}-sd{planted_sd:g}" / "lake", durable=False)
     for underlying in UNDERLYINGS:
         for chunk in chunked(generate(underlying, START, END, config), 20):
             write_batches(lake, chunk)

@@ -179,6 +179,46 @@ def test_the_cross_sectional_ic_is_the_mean_of_the_per_snapshot_correlations() -
     got = evaluate(rows, horizon=1)
     per = [pearsonr(prediction[i], y[i])[0] for i in range(n)]
     assert got["ic_cross_section"] == pytest.approx(np.mean(per), abs=1e-9)
+    # five underlyings at every snapshot: the headline is the cross-sectional IC
+    assert got["ic_is_cross_section"] == 1.0 and got["ic"] == got["ic_cross_section"]
+    assert got["ic_tstat"] == got["ic_cross_section_tstat"]
     assert got["cross_section_snapshots"] == n and got["ic_cross_section_tstat"] > 10
     two = rows.filter(pl.col("underlying").is_in(["A", "B"]))
     assert np.isnan(evaluate(two, horizon=1)["ic_cross_section"])  # 2 points: no correlation
+
+
+def _persistent_world(seed: int, names: int = 8, folds: int = 4, per_fold: int = 150,
+                      phi: float = 0.98, h: int = 5) -> pl.DataFrame:  # fmt: skip
+    """Nothing to predict: each underlying's state ``x`` is an AR(1) (half-life 34
+    snapshots) and its label the sum of the state's next ``h`` shocks (like a
+    straddle's vega P&L: the label moves the state); the prediction is ``-x``."""
+    rng = np.random.default_rng(seed)
+    n = folds * per_fold
+    t = _sessions(n)
+    parts = []
+    for u in range(names):
+        shocks = rng.normal(size=n + h + 200)
+        x = np.zeros_like(shocks)
+        for i in range(1, len(x)):
+            x[i] = phi * x[i - 1] + shocks[i]
+        x, shocks = x[200:], shocks[200:]
+        y = np.convolve(shocks, np.ones(h))[h : h + n]  # shocks i+1 .. i+h
+        parts.append(pl.DataFrame({
+            "underlying": f"U{u}", "fold": np.repeat(np.arange(folds), per_fold), "t": t,
+            "y": y, "prediction": -x[:n],
+        }))  # fmt: skip
+    return pl.concat(parts)
+
+
+def test_a_persistent_predictor_gets_no_ic_from_the_test_windows_own_means() -> None:
+    """Demeaned within underlying x fold, a prediction that follows a persistent state
+    scores an IC it does not have (the fold's mean holds the later states, which the
+    label's shocks move); the cross-sectional IC, the headline here, does not."""
+    got = [evaluate(_persistent_world(seed), horizon=5) for seed in range(10)]
+    demeaned = np.array([g["ic_demeaned"] for g in got])
+    across = np.array([g["ic"] for g in got])
+    assert all(g["ic_is_cross_section"] == 1.0 for g in got)
+    assert demeaned.mean() > 0.1 and np.mean([g["ic_demeaned_tstat"] for g in got]) > 2.58
+    assert abs(across.mean()) < 0.03  # sd of one world's: about 0.03
+    assert sum(abs(g["ic_tstat"]) > 2.58 for g in got) <= 1
+    assert abs(np.mean([g["sharpe_gross_tstat"] for g in got])) < 1  # no edge to trade
