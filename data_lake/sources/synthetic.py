@@ -12,7 +12,9 @@ prices (the daily snapshot is the intraday close); quote sizes and last trades
 are drawn per snapshot, so those differ between the two.
 
 **Chains.** See :mod:`data_lake.sources.synthetic_chain`: weekly and monthly
-expiries, strikes around spot, BSM prices off a vol surface whose ATM level is
+expiries, strikes around spot, prices that are the expected payoff under the
+simulated dynamics (Merton's mixture over the jumps, Hull and White's convexity
+term for the variance's randomness) off a diffusive vol surface whose ATM level is
 the expected average variance plus a variance risk premium. Contracts are
 European-exercise, PM-settled, multiplier 100.
 
@@ -24,7 +26,8 @@ European-exercise, PM-settled, multiplier 100.
   variance is the expected variance over the trading time left (the variance process
   runs on sessions, so the clock is ``TradingClock``: a weekend carries no variance
   and no predictable theta), and delta-hedged straddle returns have no predictable
-  component (``tests/models/test_edge.py``). With a premium, short straddles earn it
+  component (``tests/data_lake/sources/test_synthetic_fairness.py`` on the prices,
+  ``tests/models/test_edge.py`` through the pipeline). With a premium, short straddles earn it
   on average. Constant-maturity IV still mean-reverts with the variance state, as in
   real markets; that is priced, not an edge.
 * ``planted``: a mispricing ``m_t`` follows an AR(1) per underlying with daily
