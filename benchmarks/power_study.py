@@ -8,6 +8,7 @@ Run::
         [--variants default,shallow,linear,tuned8] [--label straddle_dh_ret] [--horizon 5]
         [--workers 2]
         [--cache DIR] [--json FILE]
+    python benchmarks/power_study.py --table FILE [FILE ...]   # the table of saved rows
 
 For every size (underlyings x years, to 2023-12-29), seed, signal (``planted`` and
 ``none``) and variance risk premium (``0``: options priced fair; ``default``: each
@@ -30,7 +31,10 @@ mispricing, same folds) stands beside the model. Per group it prints:
   following the volatility level with an IC it does not have (``models.metrics``).
 
 Markets are built and evaluated in ``--workers`` processes; the run says how long
-it took. Not a timed test: a benchmark of statistical power.
+it took. ``--json`` keeps every row, rewritten after each market (a run cut short
+keeps what it finished); ``--table`` prints the table of one or more such files
+(runs of different sizes or seeds together). Not a timed test: a benchmark of
+statistical power.
 """
 
 from __future__ import annotations
@@ -145,14 +149,21 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cache", type=Path, default=Path(".power-markets"))
     parser.add_argument("--json", type=Path, default=None, help="write every row here")
+    parser.add_argument("--table", type=Path, nargs="+", default=None,
+                        help="print the table of rows saved by --json, and stop")  # fmt: skip
     args = parser.parse_args()
+    if args.table:
+        saved = [row for path in args.table for row in json.loads(path.read_text())]
+        print("\n".join(table(saved)))
+        return
     variants = args.variants.split(",")
+    # seed by seed, every group of a seed together: a run cut short has whole seeds
     markets = [
         sized(int(n), int(years), signal=signal, vrp=None if vrp == "default" else float(vrp),
               seed=seed)
         for size in args.sizes.split(",") for n, years in [size.split("x")]
-        for vrp in args.vrp.split(",") for signal in args.signals.split(",")
         for seed in range(args.first_seed, args.first_seed + args.seeds)
+        for vrp in args.vrp.split(",") for signal in args.signals.split(",")
     ]  # fmt: skip
     print(f"power_study: {len(markets)} markets (sizes {args.sizes}, {args.seeds} seeds from "
           f"{args.first_seed}, vrp {args.vrp}, {args.signals}), {args.label} h={args.horizon}, "
@@ -176,12 +187,12 @@ def main() -> None:
                   + (f"; oracle {r['oracle_ic']:+.3f} (t {r['oracle_tstat']:+.2f})"
                      if r["oracle_ic"] is not None else "")
                   + f"; built in {r['build_s']:.0f} s", flush=True)  # fmt: skip
+            if args.json:
+                args.json.write_text(json.dumps(rows, indent=1))
     elapsed = time.perf_counter() - started
     print()
     print("\n".join(table(rows)))
     print(f"\n{len(markets)} markets in {elapsed / 60:.1f} min on {args.workers} workers")
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":
