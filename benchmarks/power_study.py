@@ -25,10 +25,12 @@ mispricing, same folds) stands beside the model. Per group it prints:
 * ``false``: no-signal seeds with an "edge" (two-sided 1%: |IC t| > 2.58; the test's
   level implies 1 in 100);
 * mean IC (the headline ``ic`` of ``models.metrics``: across underlyings where a
-  market has 3 or more, else demeaned within underlying x fold), mean oracle IC,
-  the efficiency (mean IC over mean oracle IC) and the null IC (mean IC on the
-  no-signal markets); then the same means of the demeaned IC, which credits a model
-  following the volatility level with an IC it does not have (``models.metrics``).
+  market has 3 or more, else the trailing IC: over time, against means known at each
+  snapshot), mean oracle IC, the efficiency (mean IC over mean oracle IC) and the null
+  IC (mean IC on the no-signal markets); then the same means of the demeaned IC,
+  which credits a model following the volatility level with an IC it does not have
+  (``models.metrics``). Rows saved before the trailing IC existed (``--table``) show
+  their demeaned headline, flagged ``*``.
 
 Markets are built and evaluated in ``--workers`` processes; the run says how long
 it took. ``--json`` keeps every row, rewritten after each market (a run cut short
@@ -126,8 +128,10 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         null = _mean([r["ic"] for r in none])
         demeaned = _mean([r["metrics"]["ic_demeaned"] for r in planted])
         demeaned_null = _mean([r["metrics"]["ic_demeaned"] for r in none])
+        old = any(r["metrics"].get("ic_is_cross_section") == 0.0
+                  and "ic_trailing" not in r["metrics"] for r in planted + none)  # fmt: skip
         lines.append(
-            f"{size:5} {vrp:8} {variant:8} {max(len(planted), len(none)):5}  "
+            f"{size + '*' * old:5} {vrp:8} {variant:8} {max(len(planted), len(none)):5}  "
             f"{len(found):2}/{len(planted):<2} "
             f"{len(seen):3}/{len(planted):<2} {len(both):9}/{len(seen):<2} "
             f"{len(false):2}/{len(none):<2}  {ic:+7.3f} {oracle:+9.3f} {ic / oracle:10.2f} "

@@ -65,7 +65,7 @@ def oracle_predictions(frame: pl.DataFrame, folds: Sequence[Fold]) -> pl.DataFra
         test = fold.test[np.isfinite(m[fold.test])]
         parts.append(
             frame[test]
-            .select("underlying", "t", "y", "cost")
+            .select("underlying", "t", "t_end", "y", "cost")
             .with_columns(
                 pl.Series("prediction", intercept + slope * m[test]),
                 pl.lit(fold.index).alias("fold"),

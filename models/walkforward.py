@@ -122,7 +122,7 @@ def run_walk_forward(
             )  # fmt: skip
         part = (
             frame[fold.test]
-            .select("underlying", "t", "y", "cost")
+            .select("underlying", "t", "t_end", "y", "cost")
             .with_columns(pl.Series("prediction", prediction), pl.lit(fold.index).alias("fold"))
         )
         parts.append(part)

@@ -42,7 +42,7 @@ def train_cmd(
         sys.stdout.write(json.dumps(result, default=str) + "\n")
         return
     across = result.get("oos_ic_is_cross_section") == 1.0
-    basis = "across underlyings" if across else "within underlying x fold"
+    basis = "across underlyings" if across else "over time, against trailing means"
     out.print(
         f"run {result['run_id']}: {result['model_name']} version {result['model_version']} "
         f"-> {result['alias']} ({result['reason']})\n"

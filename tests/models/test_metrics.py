@@ -32,12 +32,37 @@ def test_ic_and_rank_ic_equal_scipy() -> None:
     y = rng.normal(size=200)
     prediction = 0.3 * y + rng.normal(size=200)
     metrics = evaluate(frame(list(prediction), list(y)), horizon=1)
-    assert metrics["ic"] == pytest.approx(pearsonr(prediction, y)[0], abs=1e-12)
-    assert metrics["rank_ic"] == pytest.approx(spearmanr(prediction, y)[0], abs=1e-12)
-    # the hit rate is that of the demeaned prediction against the demeaned label
+    assert metrics["ic_demeaned"] == pytest.approx(pearsonr(prediction, y)[0], abs=1e-12)
+    assert metrics["rank_ic_demeaned"] == pytest.approx(spearmanr(prediction, y)[0], abs=1e-12)
+    # the demeaned hit rate is that of the demeaned prediction against the demeaned label
     hits = np.sign(prediction - prediction.mean()) == np.sign(y - y.mean())
-    assert metrics["hit_rate"] == pytest.approx(np.mean(hits))
-    assert metrics["ic_pooled"] == pytest.approx(metrics["ic"], abs=1e-12)  # one group
+    assert metrics["hit_rate_demeaned"] == pytest.approx(np.mean(hits))
+    assert metrics["ic_pooled"] == pytest.approx(metrics["ic_demeaned"], abs=1e-12)  # one group
+    # one underlying: the headline is the trailing IC
+    assert metrics["ic_is_cross_section"] == 0.0 and metrics["ic"] == metrics["ic_trailing"]
+
+
+def test_the_trailing_ic_uses_only_means_known_at_each_snapshot() -> None:
+    rng = np.random.default_rng(21)
+    n, h = 300, 5
+    y = rng.normal(size=n) + 0.5
+    prediction = 0.5 * y + rng.normal(size=n) + np.linspace(0, 3, n)  # a drifting level
+    rows = frame(list(prediction), list(y))
+    rows = rows.with_columns((pl.col("t") + timedelta(days=h)).alias("t_end"))
+    got = evaluate(rows, horizon=h)
+    # row by row: the prediction less the mean of the previous 63 (at least 20), the
+    # label less the mean of those ended by then (rows 0 .. i - h; at least 20)
+    first = 20 + h - 1
+    dp = np.array([prediction[i] - prediction[max(0, i - 63) : i].mean() for i in range(first, n)])
+    dy = np.array([y[i] - y[: i - h + 1].mean() for i in range(first, n)])
+    assert got["trailing_rows"] == len(dp) == n - first
+    assert got["ic_trailing"] == pytest.approx(dp @ dy / np.sqrt((dp @ dp) * (dy @ dy)))
+    assert got["hit_rate_trailing"] == pytest.approx(np.mean(np.sign(dp) == np.sign(dy)))
+    assert got["ic_trailing"] > 0.25  # the drift, known, does not hide the timing
+    # without t_end, the labels ``horizon`` rows back count as ended: the same here
+    assert evaluate(rows.drop("t_end"), horizon=h)["ic_trailing"] == pytest.approx(
+        got["ic_trailing"]
+    )
 
 
 def test_strategy_takes_the_predictions_sign_and_pays_the_short_cost() -> None:
@@ -68,7 +93,11 @@ def test_ic_is_measured_against_the_gross_label() -> None:
     gross = rng.normal(size=300)
     cost = rng.uniform(0.0, 0.5, size=300)
     rows = frame(list(gross), list(gross - cost)).with_columns(pl.Series("cost", cost))
-    assert evaluate(rows, horizon=1)["ic"] == pytest.approx(1.0)
+    got = evaluate(rows, horizon=1)
+    assert got["ic_demeaned"] == pytest.approx(1.0)
+    assert got["ic_trailing"] == pytest.approx(
+        evaluate(frame(list(gross), list(gross)), horizon=1)["ic_trailing"]
+    )
 
 
 def test_newey_west_sees_the_dependence_of_overlapping_labels() -> None:
@@ -158,12 +187,18 @@ def test_level_is_not_counted_as_skill() -> None:
     rows = pl.concat(parts)
     blind = evaluate(rows.with_columns(pl.col("level").alias("prediction")), horizon=1)
     assert blind["ic_pooled"] > 0.7
-    assert abs(blind["ic"]) < 0.05 and abs(blind["ic_tstat"]) < 2.58
-    assert blind["hit_rate"] == pytest.approx(0.5, abs=0.03)
+    assert abs(blind["ic_demeaned"]) < 0.05 and abs(blind["ic_demeaned_tstat"]) < 2.58
+    assert blind["hit_rate_demeaned"] == pytest.approx(0.5, abs=0.03)
     noisy = pl.col("timing") + rng.normal(0, 0.04, rows.height)
     skilled = evaluate(rows.with_columns(noisy.alias("prediction")), horizon=1)
-    assert skilled["ic"] == pytest.approx(1 / np.sqrt(5), abs=0.04)  # corr(y, y + 2 sd noise)
-    assert skilled["ic_tstat"] > 10 and skilled["hit_rate"] > 0.6
+    # corr(y, y + 2 sd noise)
+    assert skilled["ic_demeaned"] == pytest.approx(1 / np.sqrt(5), abs=0.04)
+    assert skilled["ic_demeaned_tstat"] > 10 and skilled["hit_rate_demeaned"] > 0.6
+    # the headline with two underlyings, the trailing IC, sees the timing too, less
+    # strongly: the label's deviation from its expanding mean holds the folds' shifts,
+    # which this prediction does not know
+    assert 0.25 < skilled["ic"] < 1 / np.sqrt(5)
+    assert skilled["ic_tstat"] > 10 and skilled["hit_rate"] > 0.55
 
 
 def test_the_cross_sectional_ic_is_the_mean_of_the_per_snapshot_correlations() -> None:
@@ -222,3 +257,13 @@ def test_a_persistent_predictor_gets_no_ic_from_the_test_windows_own_means() -> 
     assert abs(across.mean()) < 0.03  # sd of one world's: about 0.03
     assert sum(abs(g["ic_tstat"]) > 2.58 for g in got) <= 1
     assert abs(np.mean([g["sharpe_gross_tstat"] for g in got])) < 1  # no edge to trade
+
+
+def test_with_two_underlyings_the_headline_does_not_look_ahead_either() -> None:
+    """The persistent world with two underlyings (no cross-section): the demeaned IC
+    credits the predictor, the trailing IC, the headline there, does not."""
+    got = [evaluate(_persistent_world(seed, names=2), horizon=5) for seed in range(20)]
+    assert all(g["ic_is_cross_section"] == 0.0 and g["ic"] == g["ic_trailing"] for g in got)
+    assert np.mean([g["ic_demeaned"] for g in got]) > 0.1
+    assert abs(np.mean([g["ic"] for g in got])) < 0.03
+    assert sum(abs(g["ic_tstat"]) > 2.58 for g in got) <= 2
