@@ -11,10 +11,11 @@ Builds one synthetic lake per world (``--signal none`` and ``planted``, the vari
 risk premium ``--vrp``, default 0: options priced fair) with its features, in two
 processes, then runs 5 outer folds for the straddle label at h=5 and h=1: honest
 (purged, embargoed), walk-forward without purge (``no_purge``) and shuffled k-fold
-(``shuffled_kfold``), and the ridge baseline (``linear``) on the honest folds. Prints
-the IC (demeaned within underlying x fold) and its Newey-West t statistic, the pooled
-IC, the sign strategy's Sharpe net and gross of costs (long-run variance) with their t
-statistics, and on the planted world the oracle's IC (the label fitted on the
+(``shuffled_kfold``), and the ridge baseline (``linear``) on the honest folds, for
+``straddle_dh_ret`` at h=5 and h=1 and ``straddle_mv_ret`` at h=5. Prints the headline
+IC (``models.metrics``: across underlyings with 3 or more) and its Newey-West t
+statistic, the pooled IC, the sign strategy's Sharpe net and gross of costs (long-run
+variance) with their t statistics, and on the planted world the oracle's IC (the label fitted on the
 generator's own mispricing, same folds) and the model's share of it. Dividend yields
 are each underlying's own (the generator's). ``--keep DIR`` keeps the markets there
 and reuses them on the next run with the same arguments.
