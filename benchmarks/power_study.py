@@ -18,7 +18,8 @@ over 5 outer folds by each variant: ``default`` (LightGBM with the default
 parameters), ``shallow`` (``SHALLOW``: small trees, large leaves, strong L2, for weak
 signals), ``linear`` (the ridge baseline) and ``tunedN`` (Optuna, N trials inside each
 training window). On planted markets the oracle (the label fitted on the generator's own
-mispricing, same folds) stands beside the model. Per group it prints:
+mispricing, same folds) stands beside the model. Per group (size, label: ``dh`` for
+``straddle_dh_ret``, ``mv`` for ``straddle_mv_ret``; premium, variant) it prints:
 
 * ``found``: seeds where the planted edge is found (one-sided 1%: IC t > 2.33);
   ``oracle``: seeds where the oracle finds it; ``found|oracle``: found among those;
@@ -95,7 +96,7 @@ def evaluate_market(
         rows.append({
             "size": f"{len(market.underlyings)}x{market.end.year - market.start.year + 1}",
             "signal": market.signal, "vrp": "default" if market.vrp is None else f"{market.vrp:g}",
-            "seed": market.seed, "variant": variant, "n": result.overall["n"],
+            "seed": market.seed, "variant": variant, "label": label, "n": result.overall["n"],
             "ic": result.overall["ic"], "ic_tstat": result.overall["ic_tstat"],
             "oracle_ic": oracle["ic"] if oracle else None,
             "oracle_tstat": oracle["ic_tstat"] if oracle else None,
@@ -110,15 +111,16 @@ def _mean(values: list[float]) -> float:
 
 
 def table(rows: list[dict[str, Any]]) -> list[str]:
-    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        groups[(row["size"], row["vrp"], row["signal"], row["variant"])].append(row)
-    lines = [f"{'size':5} {'vrp':8} {'variant':8} {'seeds':>5}  {'found':>5} {'oracle':>6} "
-             f"{'found|oracle':>12} {'false':>5}  {'mean IC':>7} {'oracle IC':>9} "
+        label = row.get("label", "straddle_dh_ret").removeprefix("straddle_").removesuffix("_ret")
+        groups[(row["size"], label, row["vrp"], row["signal"], row["variant"])].append(row)
+    lines = [f"{'size':5} {'label':5} {'vrp':8} {'variant':8} {'seeds':>5}  {'found':>5} "
+             f"{'oracle':>6} {'found|oracle':>12} {'false':>5}  {'mean IC':>7} {'oracle IC':>9} "
              f"{'efficiency':>10} {'null IC':>7}  {'demeaned: IC':>12} {'null IC':>7}"]  # fmt: skip
-    for size, vrp, variant in sorted({(k[0], k[1], k[3]) for k in groups}):
-        planted = groups.get((size, vrp, "planted", variant), [])
-        none = groups.get((size, vrp, "none", variant), [])
+    for size, label, vrp, variant in sorted({(k[0], k[1], k[2], k[4]) for k in groups}):
+        planted = groups.get((size, label, vrp, "planted", variant), [])
+        none = groups.get((size, label, vrp, "none", variant), [])
         found = [r for r in planted if r["ic_tstat"] > FOUND_T]
         seen = [r for r in planted if (r["oracle_tstat"] or 0) > FOUND_T]
         both = [r for r in seen if r["ic_tstat"] > FOUND_T]
@@ -131,7 +133,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         old = any(r["metrics"].get("ic_is_cross_section") == 0.0
                   and "ic_trailing" not in r["metrics"] for r in planted + none)  # fmt: skip
         lines.append(
-            f"{size + '*' * old:5} {vrp:8} {variant:8} {max(len(planted), len(none)):5}  "
+            f"{size + '*' * old:5} {label:5} {vrp:8} {variant:8} {max(len(planted), len(none)):5}  "
             f"{len(found):2}/{len(planted):<2} "
             f"{len(seen):3}/{len(planted):<2} {len(both):9}/{len(seen):<2} "
             f"{len(false):2}/{len(none):<2}  {ic:+7.3f} {oracle:+9.3f} {ic / oracle:10.2f} "
