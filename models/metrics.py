@@ -131,11 +131,13 @@ def information_coefficients(
     """(IC, rank IC) of the prediction against the gross label, both demeaned within
     underlying x fold (``d``: ``demeaned(frame)`` where the caller has it)."""
     d = demeaned(frame) if d is None else d
+    return pearson(d["_p"].to_numpy(), d["_y"].to_numpy()), _rank_ic(d)
+
+
+def _rank_ic(d: pl.DataFrame) -> float:
+    """The Spearman correlation of ``d``'s ``_p`` and ``_y``."""
     ranks = d.select(pl.col("_p").rank(), pl.col("_y").rank())
-    return (
-        pearson(d["_p"].to_numpy(), d["_y"].to_numpy()),
-        pearson(ranks["_p"].to_numpy(), ranks["_y"].to_numpy()),
-    )
+    return pearson(ranks["_p"].to_numpy(), ranks["_y"].to_numpy())
 
 
 def pooled_ic(frame: pl.DataFrame) -> float:
@@ -331,8 +333,7 @@ def evaluate(frame: pl.DataFrame, horizon: int, short_cost: float = 0.0) -> dict
     ic_tr = uncentered(tr["_p"].to_numpy(), tr["_y"].to_numpy())
     tr_t = ic_tstat(frame, horizon, tr, centered=False)
     hits_tr = _hit_rate(tr)
-    tr_ranks = tr.select(pl.col("_p").rank(), pl.col("_y").rank())
-    rank_tr = pearson(tr_ranks["_p"].to_numpy(), tr_ranks["_y"].to_numpy())
+    rank_tr = _rank_ic(tr)
     across = cs["snapshots"] >= max(1.0, 0.5 * net.len())
     return {
         "ic": cs["ic"] if across else ic_tr,
